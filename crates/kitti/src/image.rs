@@ -1,0 +1,140 @@
+//! Camera images (`image_2/*.png`, any size) and depth maps (`depth_2/*.png`: uint16, metres × 256,
+//! 0 = no value, the KITTI depth benchmark's encoding).
+
+use crate::{KittiError, Result, io};
+use ::image::{DynamicImage, ImageBuffer, ImageFormat, Luma, RgbImage};
+use std::path::Path;
+
+/// Reads a colour image (PNG or any format the `image` crate decodes) as 8-bit RGB.
+pub fn read_rgb(path: &Path) -> Result<RgbImage> {
+    let bytes = io::read(path)?;
+    let img = ::image::load_from_memory(&bytes).map_err(|source| KittiError::Image { path: path.into(), source })?;
+    Ok(img.to_rgb8())
+}
+
+/// Encodes an image as PNG bytes.
+fn encode_png(img: &DynamicImage, path: &Path) -> Result<Vec<u8>> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, ImageFormat::Png).map_err(|source| KittiError::Image { path: path.into(), source })?;
+    Ok(bytes.into_inner())
+}
+
+/// Writes an RGB image as PNG, atomically.
+pub fn write_rgb_png(path: &Path, img: &RgbImage) -> Result<()> {
+    io::write_atomic(path, &encode_png(&DynamicImage::ImageRgb8(img.clone()), path)?)
+}
+
+/// A dense depth map in metres; pixels without a value hold `0.0`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DepthMap {
+    /// Width, px.
+    pub width: u32,
+    /// Height, px.
+    pub height: u32,
+    /// Row-major depth, m (0 = no value).
+    pub depth_m: Vec<f32>,
+}
+
+impl DepthMap {
+    /// An empty (all-invalid) map.
+    pub fn new(width: u32, height: u32) -> Self {
+        Self { width, height, depth_m: vec![0.0; width as usize * height as usize] }
+    }
+
+    /// Depth at pixel `(x, y)`, `None` when out of bounds or without a value.
+    pub fn get(&self, x: u32, y: u32) -> Option<f32> {
+        if x >= self.width || y >= self.height {
+            return None;
+        }
+        let d = self.depth_m[y as usize * self.width as usize + x as usize];
+        (d > 0.0).then_some(d)
+    }
+
+    /// Sets the depth at pixel `(x, y)` (0 clears it). Out-of-bounds pixels are ignored.
+    pub fn set(&mut self, x: u32, y: u32, depth_m: f32) {
+        if x < self.width && y < self.height {
+            self.depth_m[y as usize * self.width as usize + x as usize] = depth_m;
+        }
+    }
+}
+
+/// Reads a KITTI depth PNG. The file must be 16-bit greyscale.
+pub fn read_depth_png(path: &Path) -> Result<DepthMap> {
+    let bytes = io::read(path)?;
+    let img = ::image::load_from_memory(&bytes).map_err(|source| KittiError::Image { path: path.into(), source })?;
+    let DynamicImage::ImageLuma16(buf) = img else {
+        return Err(KittiError::ImageFormat {
+            path: path.into(),
+            expected: "16-bit greyscale PNG (metres × 256)",
+            found: format!("{:?}", img.color()),
+        });
+    };
+    Ok(DepthMap {
+        width: buf.width(),
+        height: buf.height(),
+        depth_m: buf.as_raw().iter().map(|&v| v as f32 / 256.0).collect(),
+    })
+}
+
+/// Writes a depth map as a KITTI depth PNG, atomically. Depths are rounded to 1/256 m and clamped to
+/// the uint16 range (≤ 255.99 m); non-finite or non-positive values become "no value".
+pub fn write_depth_png(path: &Path, depth: &DepthMap) -> Result<()> {
+    let raw: Vec<u16> = depth
+        .depth_m
+        .iter()
+        .map(|&d| if d.is_finite() && d > 0.0 { (d * 256.0).round().clamp(1.0, u16::MAX as f32) as u16 } else { 0 })
+        .collect();
+    let buf: ImageBuffer<Luma<u16>, Vec<u16>> =
+        ImageBuffer::from_raw(depth.width, depth.height, raw).ok_or_else(|| KittiError::ImageFormat {
+            path: path.into(),
+            expected: "width × height depth values",
+            found: format!("{} values for {}×{}", depth.depth_m.len(), depth.width, depth.height),
+        })?;
+    io::write_atomic(path, &encode_png(&DynamicImage::ImageLuma16(buf), path)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rgb_round_trip_keeps_any_size() {
+        let dir = tempfile::tempdir().unwrap();
+        for (w, h) in [(1242, 375), (1224, 370), (3, 2)] {
+            let img = RgbImage::from_fn(w, h, |x, y| ::image::Rgb([(x % 256) as u8, (y % 256) as u8, 7]));
+            let path = dir.path().join(format!("{w}.png"));
+            write_rgb_png(&path, &img).unwrap();
+            assert_eq!(read_rgb(&path).unwrap(), img);
+        }
+    }
+
+    #[test]
+    fn depth_round_trip_at_kitti_resolution() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.png");
+        let mut d = DepthMap::new(5, 4);
+        d.set(0, 0, 12.5);
+        d.set(4, 3, 80.00390625); // exactly representable: 20481 / 256
+        d.set(2, 1, f32::NAN);
+        write_depth_png(&path, &d).unwrap();
+        let back = read_depth_png(&path).unwrap();
+        assert_eq!(back.get(0, 0), Some(12.5));
+        assert_eq!(back.get(4, 3), Some(80.00390625));
+        assert_eq!(back.get(2, 1), None);
+        assert_eq!(back.get(1, 1), None);
+        assert_eq!(back.get(5, 0), None);
+    }
+
+    #[test]
+    fn unreadable_and_wrong_format_images_are_typed_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.png");
+        std::fs::write(&bad, b"not a png").unwrap();
+        assert!(matches!(read_rgb(&bad).unwrap_err(), KittiError::Image { .. }));
+        let rgb = dir.path().join("rgb.png");
+        write_rgb_png(&rgb, &RgbImage::new(4, 4)).unwrap();
+        let err = read_depth_png(&rgb).unwrap_err();
+        assert!(matches!(err, KittiError::ImageFormat { .. }), "{err}");
+        assert!(err.to_string().contains("rgb.png"));
+    }
+}
