@@ -29,8 +29,18 @@ mod tests {
 
     #[test]
     fn wraps_into_half_open_interval() {
-        for (input, expected) in [(0.0, 0.0), (PI, PI), (-PI, PI), (3.0 * PI, PI), (2.5 * PI, 0.5 * PI)] {
-            assert!((normalize_angle(input) - expected).abs() < 1e-12, "{input} -> {}", normalize_angle(input));
+        for (input, expected) in [
+            (0.0, 0.0),
+            (PI, PI),
+            (-PI, PI),
+            (3.0 * PI, PI),
+            (2.5 * PI, 0.5 * PI),
+        ] {
+            assert!(
+                (normalize_angle(input) - expected).abs() < 1e-12,
+                "{input} -> {}",
+                normalize_angle(input)
+            );
         }
     }
 

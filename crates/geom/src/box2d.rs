@@ -19,7 +19,12 @@ pub struct Box2d {
 impl Box2d {
     /// A box from its edges.
     pub fn new(left: Real, top: Real, right: Real, bottom: Real) -> Self {
-        Self { left, top, right, bottom }
+        Self {
+            left,
+            top,
+            right,
+            bottom,
+        }
     }
 
     /// The smallest box holding all points `(u, v)`; `None` for no points.

@@ -20,7 +20,11 @@ pub struct Size3 {
 impl Size3 {
     /// Size from KITTI's `h w l` order.
     pub fn new(height_m: Real, width_m: Real, length_m: Real) -> Self {
-        Self { height_m, width_m, length_m }
+        Self {
+            height_m,
+            width_m,
+            length_m,
+        }
     }
 
     /// Volume, m³.
@@ -45,7 +49,11 @@ pub struct Box3d {
 impl Box3d {
     /// A box from KITTI's fields.
     pub fn new(bottom_center_rect: Point3<Real>, size: Size3, rotation_y_rad: Real) -> Self {
-        Self { bottom_center_rect, size, rotation_y_rad }
+        Self {
+            bottom_center_rect,
+            size,
+            rotation_y_rad,
+        }
     }
 
     /// Rotation that takes object-frame vectors to the rect frame.
@@ -61,7 +69,11 @@ impl Box3d {
     /// The eight corners in rect, m: bottom face first (front-left, front-right, rear-right, rear-left
     /// seen from above with the heading as front), then the top face in the same order.
     pub fn corners_rect(&self) -> [Point3<Real>; 8] {
-        let Size3 { height_m: h, width_m: w, length_m: l } = self.size;
+        let Size3 {
+            height_m: h,
+            width_m: w,
+            length_m: l,
+        } = self.size;
         let r = self.rect_from_object_rotation();
         let xs = [l / 2.0, l / 2.0, -l / 2.0, -l / 2.0];
         let zs = [w / 2.0, -w / 2.0, -w / 2.0, w / 2.0];
@@ -82,7 +94,11 @@ impl Box3d {
 
     /// KITTI observation angle of this box.
     pub fn alpha_rad(&self) -> Real {
-        alpha_from_rotation_y(self.rotation_y_rad, self.bottom_center_rect.x, self.bottom_center_rect.z)
+        alpha_from_rotation_y(
+            self.rotation_y_rad,
+            self.bottom_center_rect.x,
+            self.bottom_center_rect.z,
+        )
     }
 
     /// Area of the BEV overlap with `other`, m².
@@ -104,15 +120,19 @@ impl Box3d {
     /// Overlap of the vertical extents `[y − h, y]`, m (0 when disjoint).
     pub fn height_overlap_m(&self, other: &Self) -> Real {
         let y_max = self.bottom_center_rect.y.min(other.bottom_center_rect.y);
-        let y_min =
-            (self.bottom_center_rect.y - self.size.height_m).max(other.bottom_center_rect.y - other.size.height_m);
+        let y_min = (self.bottom_center_rect.y - self.size.height_m)
+            .max(other.bottom_center_rect.y - other.size.height_m);
         (y_max - y_min).max(0.0)
     }
 
     /// Volume of the intersection with `other`, m³ (boxes rotate about y only, so BEV area × height).
     pub fn intersection_volume_m3(&self, other: &Self) -> Real {
         let dy = self.height_overlap_m(other);
-        if dy == 0.0 { 0.0 } else { self.bev_intersection_area(other) * dy }
+        if dy == 0.0 {
+            0.0
+        } else {
+            self.bev_intersection_area(other) * dy
+        }
     }
 
     /// 3D IoU, exact (the devkit's `box3DOverlap`).
@@ -165,16 +185,25 @@ mod tests {
     fn rotated_overlaps_match_hand_computed_values() {
         // 2×2 footprints, one turned by 45° about the same centre: octagon of area 8(√2 − 1).
         let a = Box3d::new(Point3::new(0.0, 0.0, 10.0), Size3::new(1.0, 2.0, 2.0), 0.0);
-        let b = Box3d { rotation_y_rad: FRAC_PI_4, ..a };
+        let b = Box3d {
+            rotation_y_rad: FRAC_PI_4,
+            ..a
+        };
         let inter = 8.0 * (2.0_f64.sqrt() - 1.0);
         assert!((a.bev_intersection_area(&b) - inter).abs() < 1e-12);
         assert!((a.bev_iou(&b) - inter / (8.0 - inter)).abs() < 1e-12);
         // A 4×2 box turned by 90° about the same centre overlaps in a 2×2 square: IoU 4 / 12.
         let c = Box3d::new(Point3::new(3.0, 1.0, 7.0), Size3::new(1.0, 2.0, 4.0), 0.0);
-        let d = Box3d { rotation_y_rad: FRAC_PI_2, ..c };
+        let d = Box3d {
+            rotation_y_rad: FRAC_PI_2,
+            ..c
+        };
         assert!((c.bev_iou(&d) - 4.0 / 12.0).abs() < 1e-12);
         // …and shifted up by half its height: 3D IoU = (4 · 0.5) / (8 + 8 − 2).
-        let e = Box3d { bottom_center_rect: Point3::new(3.0, 0.5, 7.0), ..d };
+        let e = Box3d {
+            bottom_center_rect: Point3::new(3.0, 0.5, 7.0),
+            ..d
+        };
         assert!((c.iou_3d(&e) - 2.0 / 14.0).abs() < 1e-12);
     }
 
@@ -183,13 +212,29 @@ mod tests {
         use rand::{RngExt, SeedableRng, rngs::StdRng};
         let mut rng = StdRng::seed_from_u64(7);
         for _ in 0..500 {
-            let a = car(rng.random_range(-2.0..2.0), 1.7, rng.random_range(18.0..22.0), rng.random_range(-3.2..3.2));
-            let b = car(rng.random_range(-2.0..2.0), 1.7, rng.random_range(18.0..22.0), rng.random_range(-3.2..3.2));
+            let a = car(
+                rng.random_range(-2.0..2.0),
+                1.7,
+                rng.random_range(18.0..22.0),
+                rng.random_range(-3.2..3.2),
+            );
+            let b = car(
+                rng.random_range(-2.0..2.0),
+                1.7,
+                rng.random_range(18.0..22.0),
+                rng.random_range(-3.2..3.2),
+            );
             let (bev, iou3d) = (a.bev_iou(&b), a.iou_3d(&b));
             assert!((0.0..=1.0).contains(&bev));
             assert!((bev - iou3d).abs() < 1e-12, "{bev} vs {iou3d}");
             // 3D IoU never exceeds BEV IoU when heights differ
-            let c = Box3d { size: Size3 { height_m: 1.2, ..b.size }, ..b };
+            let c = Box3d {
+                size: Size3 {
+                    height_m: 1.2,
+                    ..b.size
+                },
+                ..b
+            };
             assert!(a.iou_3d(&c) <= a.bev_iou(&c) + 1e-12);
             assert!((a.bev_iou(&b) - b.bev_iou(&a)).abs() < 1e-12);
         }

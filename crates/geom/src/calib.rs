@@ -114,40 +114,109 @@ impl Calib {
     /// cameras, HDL-64E), for synthetic data and tests.
     pub fn kitti_reference() -> Calib {
         let m34 = |v: [Real; 12]| Matrix3x4::from_row_slice(&v);
-        let p0 = m34([707.0493, 0.0, 604.0814, 0.0, 0.0, 707.0493, 180.5066, 0.0, 0.0, 0.0, 1.0, 0.0]);
-        let p1 = m34([707.0493, 0.0, 604.0814, -379.7842, 0.0, 707.0493, 180.5066, 0.0, 0.0, 0.0, 1.0, 0.0]);
-        let p2 = m34([707.0493, 0.0, 604.0814, 45.75831, 0.0, 707.0493, 180.5066, -0.3454157, 0.0, 0.0, 1.0, 0.004981016]);
-        let p3 = m34([707.0493, 0.0, 604.0814, -334.1081, 0.0, 707.0493, 180.5066, 2.33066, 0.0, 0.0, 1.0, 0.003201153]);
+        let p0 = m34([
+            707.0493, 0.0, 604.0814, 0.0, 0.0, 707.0493, 180.5066, 0.0, 0.0, 0.0, 1.0, 0.0,
+        ]);
+        let p1 = m34([
+            707.0493, 0.0, 604.0814, -379.7842, 0.0, 707.0493, 180.5066, 0.0, 0.0, 0.0, 1.0, 0.0,
+        ]);
+        let p2 = m34([
+            707.0493,
+            0.0,
+            604.0814,
+            45.75831,
+            0.0,
+            707.0493,
+            180.5066,
+            -0.3454157,
+            0.0,
+            0.0,
+            1.0,
+            0.004981016,
+        ]);
+        let p3 = m34([
+            707.0493,
+            0.0,
+            604.0814,
+            -334.1081,
+            0.0,
+            707.0493,
+            180.5066,
+            2.33066,
+            0.0,
+            0.0,
+            1.0,
+            0.003201153,
+        ]);
         Calib {
             p: [p0, p1, p2, p3],
             r0_rect: Matrix3::from_row_slice(&[
-                0.9999128, 0.01009263, -0.008511932, -0.01012729, 0.9999406, -0.004037671, 0.008470675, 0.004123522,
+                0.9999128,
+                0.01009263,
+                -0.008511932,
+                -0.01012729,
+                0.9999406,
+                -0.004037671,
+                0.008470675,
+                0.004123522,
                 0.9999556,
             ]),
             tr_velo_to_cam: m34([
-                0.006927964, -0.9999722, -0.002757829, -0.02457729, -0.001162982, 0.002749836, -0.9999955, -0.06127237,
-                0.9999753, 0.006931141, -0.001143899, -0.3321029,
+                0.006927964,
+                -0.9999722,
+                -0.002757829,
+                -0.02457729,
+                -0.001162982,
+                0.002749836,
+                -0.9999955,
+                -0.06127237,
+                0.9999753,
+                0.006931141,
+                -0.001143899,
+                -0.3321029,
             ]),
             tr_imu_to_velo: m34([
-                0.9999976, 0.0007553071, -0.002035826, -0.8086759, -0.0007854027, 0.9998898, -0.01482298, 0.3195559,
-                0.002024406, 0.01482454, 0.9998881, -0.7997231,
+                0.9999976,
+                0.0007553071,
+                -0.002035826,
+                -0.8086759,
+                -0.0007854027,
+                0.9998898,
+                -0.01482298,
+                0.3195559,
+                0.002024406,
+                0.01482454,
+                0.9998881,
+                -0.7997231,
             ]),
         }
     }
 
     /// Projects a rect point into `camera`'s image. Errors when the point is not in front of the
     /// camera (homogeneous depth ≤ 1 mm).
-    pub fn project_rect_to_image(&self, camera: Camera, p_rect: &Point3<Real>) -> Result<[Real; 2], GeomError> {
+    pub fn project_rect_to_image(
+        &self,
+        camera: Camera,
+        p_rect: &Point3<Real>,
+    ) -> Result<[Real; 2], GeomError> {
         let h = self.image_from_rect(camera) * p_rect.to_homogeneous();
         if h.z <= 1e-3 {
-            return Err(GeomError::BehindCamera { point_rect: [p_rect.x, p_rect.y, p_rect.z], camera });
+            return Err(GeomError::BehindCamera {
+                point_rect: [p_rect.x, p_rect.y, p_rect.z],
+                camera,
+            });
         }
         Ok([h.x / h.z, h.y / h.z])
     }
 
     /// The rect point at depth `depth_m` (its rect z) that projects to pixel `uv` in `camera`: the inverse
     /// of [`Calib::project_rect_to_image`] for a general `P` (including KITTI's translated `P2`, `P3`).
-    pub fn back_project_to_rect(&self, camera: Camera, uv: Point2<Real>, depth_m: Real) -> Result<Point3<Real>, GeomError> {
+    pub fn back_project_to_rect(
+        &self,
+        camera: Camera,
+        uv: Point2<Real>,
+        depth_m: Real,
+    ) -> Result<Point3<Real>, GeomError> {
         let p = self.image_from_rect(camera);
         let (u, v) = (uv.x, uv.y);
         // u·(p2·X + t2) = p0·X + t0, v·(p2·X + t2) = p1·X + t1, X.z = depth  →  A X = b.
@@ -156,7 +225,10 @@ impl Calib {
         let a1 = row(1) - v * row(2);
         let a = Matrix3::from_rows(&[a0.transpose(), a1.transpose(), Vector3::z().transpose()]);
         let b = Vector3::new(u * p[(2, 3)] - p[(0, 3)], v * p[(2, 3)] - p[(1, 3)], depth_m);
-        let x = a.lu().solve(&b).ok_or(GeomError::SingularProjection { camera, u, v })?;
+        let x = a
+            .lu()
+            .solve(&b)
+            .ok_or(GeomError::SingularProjection { camera, u, v })?;
         Ok(Point3::from(x))
     }
 }
@@ -180,21 +252,37 @@ mod tests {
     fn project_and_back_project_invert_each_other() {
         let calib = Calib::kitti_reference();
         for camera in [Camera::Cam0, Camera::Cam1, Camera::Cam2, Camera::Cam3] {
-            for p in [Point3::new(1.84, 1.47, 8.41), Point3::new(-10.0, -1.0, 60.0), Point3::new(0.0, 0.0, 4.0)] {
+            for p in [
+                Point3::new(1.84, 1.47, 8.41),
+                Point3::new(-10.0, -1.0, 60.0),
+                Point3::new(0.0, 0.0, 4.0),
+            ] {
                 let [u, v] = calib.project_rect_to_image(camera, &p).unwrap();
-                let back = calib.back_project_to_rect(camera, Point2::new(u, v), p.z).unwrap();
+                let back = calib
+                    .back_project_to_rect(camera, Point2::new(u, v), p.z)
+                    .unwrap();
                 assert!((back - p).norm() < 1e-9, "{camera:?}: {back} vs {p}");
             }
         }
-        assert!(calib.project_rect_to_image(Camera::Cam2, &Point3::new(1.0, 1.0, -2.0)).is_err());
+        assert!(
+            calib
+                .project_rect_to_image(Camera::Cam2, &Point3::new(1.0, 1.0, -2.0))
+                .is_err()
+        );
     }
 
     #[test]
     fn real_label_box_projects_onto_its_2d_box() {
         // 000000: Pedestrian, bbox 712.40 143.00 810.73 307.92, dims 1.89 0.48 1.20, loc 1.84 1.47 8.41, ry 0.01
-        let b = crate::Box3d::new(Point3::new(1.84, 1.47, 8.41), crate::Size3::new(1.89, 0.48, 1.20), 0.01);
+        let b = crate::Box3d::new(
+            Point3::new(1.84, 1.47, 8.41),
+            crate::Size3::new(1.89, 0.48, 1.20),
+            0.01,
+        );
         // KITTI's 2D boxes are annotated, not projected, so they agree only roughly with the 3D box.
-        let bbox = b.project_to_image(&Calib::kitti_reference(), Camera::Cam2).unwrap();
+        let bbox = b
+            .project_to_image(&Calib::kitti_reference(), Camera::Cam2)
+            .unwrap();
         let label = crate::Box2d::new(712.40, 143.00, 810.73, 307.92);
         assert!(bbox.iou(&label) > 0.85, "{bbox:?}");
     }

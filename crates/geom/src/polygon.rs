@@ -46,7 +46,10 @@ pub fn convex_intersection(subject: &[Point2], clip: &[Point2]) -> Vec<Point2> {
     let mut output = counter_clockwise(subject);
     // Tolerance relative to the size of the inputs: vertices within it of a clip line count as on it,
     // so identical or edge-sharing polygons never produce near-parallel intersections.
-    let scale = subject.iter().chain(clip.iter()).fold(1.0 as Real, |m, p| m.max(p[0].abs()).max(p[1].abs()));
+    let scale = subject
+        .iter()
+        .chain(clip.iter())
+        .fold(1.0 as Real, |m, p| m.max(p[0].abs()).max(p[1].abs()));
     let eps = 1e-12 * scale * scale;
     let mut input = Vec::with_capacity(8);
     let mut dist = Vec::with_capacity(8);
@@ -60,7 +63,11 @@ pub fn convex_intersection(subject: &[Point2], clip: &[Point2]) -> Vec<Point2> {
         output.clear();
         // Signed distance (times |b − a|) of each vertex to the line a→b; ≥ 0 means inside (left side).
         dist.clear();
-        dist.extend(input.iter().map(|p| (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])));
+        dist.extend(
+            input
+                .iter()
+                .map(|p| (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])),
+        );
         for j in 0..input.len() {
             let k = (j + 1) % input.len();
             let (p, q, dp, dq) = (input[j], input[k], dist[j], dist[k]);
@@ -89,14 +96,20 @@ mod tests {
     fn square(cx: Real, cy: Real, side: Real, angle_rad: Real) -> Vec<Point2> {
         let (s, c) = angle_rad.sin_cos();
         let h = side / 2.0;
-        [[h, h], [-h, h], [-h, -h], [h, -h]].iter().map(|[x, y]| [cx + c * x - s * y, cy + s * x + c * y]).collect()
+        [[h, h], [-h, h], [-h, -h], [h, -h]]
+            .iter()
+            .map(|[x, y]| [cx + c * x - s * y, cy + s * x + c * y])
+            .collect()
     }
 
     #[test]
     fn identical_polygons_intersect_in_themselves() {
         for angle in [0.0, 0.3, 1.0, std::f64::consts::FRAC_PI_4, 2.9] {
             let p = square(1234.5, -987.25, 1.7, angle);
-            assert!((convex_intersection_area(&p, &p) - 1.7 * 1.7).abs() < 1e-9, "angle {angle}");
+            assert!(
+                (convex_intersection_area(&p, &p) - 1.7 * 1.7).abs() < 1e-9,
+                "angle {angle}"
+            );
         }
     }
 

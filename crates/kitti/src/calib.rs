@@ -28,7 +28,11 @@ pub fn parse_calib(text: &str, path: &Path) -> Result<Calib> {
             continue;
         }
         let Some((key, rest)) = line.split_once(':') else {
-            return Err(KittiError::Malformed { path: path.into(), line: line_no, message: "expected `KEY: values`".into() });
+            return Err(KittiError::Malformed {
+                path: path.into(),
+                line: line_no,
+                message: "expected `KEY: values`".into(),
+            });
         };
         let nums = rest
             .split_whitespace()
@@ -42,18 +46,32 @@ pub fn parse_calib(text: &str, path: &Path) -> Result<Calib> {
                 if v.is_finite() {
                     Ok(v)
                 } else {
-                    Err(KittiError::NonFinite { path: path.into(), line: line_no, field: key.trim().into(), text: t.into() })
+                    Err(KittiError::NonFinite {
+                        path: path.into(),
+                        line: line_no,
+                        field: key.trim().into(),
+                        text: t.into(),
+                    })
                 }
             })
             .collect::<Result<Vec<_>>>()?;
         values.insert(key.trim(), (line_no, nums));
     }
     let mut get = |key: &'static str| -> Result<Vec<Real>> {
-        let &(_, aliases, n) = KEYS.iter().find(|(k, _, _)| *k == key).ok_or(KittiError::MissingCalibKey { path: path.into(), key })?;
+        let &(_, aliases, n) =
+            KEYS.iter()
+                .find(|(k, _, _)| *k == key)
+                .ok_or(KittiError::MissingCalibKey {
+                    path: path.into(),
+                    key,
+                })?;
         let (line, v) = std::iter::once(key)
             .chain(aliases.iter().copied())
             .find_map(|k| values.remove(k))
-            .ok_or(KittiError::MissingCalibKey { path: path.into(), key })?;
+            .ok_or(KittiError::MissingCalibKey {
+                path: path.into(),
+                key,
+            })?;
         if v.len() != n {
             return Err(KittiError::FieldCount {
                 path: path.into(),
@@ -89,11 +107,17 @@ pub fn format_calib(calib: &Calib) -> String {
         }
         s.push('\n');
     };
-    let rows34 = |m: &Matrix3x4<Real>| (0..3).flat_map(|r| (0..4).map(move |c| m[(r, c)])).collect::<Vec<_>>();
+    let rows34 = |m: &Matrix3x4<Real>| {
+        (0..3)
+            .flat_map(|r| (0..4).map(move |c| m[(r, c)]))
+            .collect::<Vec<_>>()
+    };
     for (i, p) in calib.p.iter().enumerate() {
         line(&format!("P{i}"), &rows34(p));
     }
-    let r0: Vec<Real> = (0..3).flat_map(|r| (0..3).map(move |c| calib.r0_rect[(r, c)])).collect();
+    let r0: Vec<Real> = (0..3)
+        .flat_map(|r| (0..3).map(move |c| calib.r0_rect[(r, c)]))
+        .collect();
     line("R0_rect", &r0);
     line("Tr_velo_to_cam", &rows34(&calib.tr_velo_to_cam));
     line("Tr_imu_to_velo", &rows34(&calib.tr_imu_to_velo));
@@ -143,14 +167,31 @@ Tr_imu_to_velo: 9.999976000000e-01 7.553071000000e-04 -2.035826000000e-03 -8.086
 
     #[test]
     fn missing_and_short_keys_are_typed_errors() {
-        let without_p2: String = TEXT.lines().filter(|l| !l.starts_with("P2")).map(|l| format!("{l}\n")).collect();
+        let without_p2: String = TEXT
+            .lines()
+            .filter(|l| !l.starts_with("P2"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         let err = parse_calib(&without_p2, Path::new("calib/000003.txt")).unwrap_err();
-        assert!(matches!(err, KittiError::MissingCalibKey { key: "P2", .. }), "{err}");
+        assert!(
+            matches!(err, KittiError::MissingCalibKey { key: "P2", .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("calib/000003.txt"));
 
         let short = TEXT.replace(" 3.201153000000e-03\n", "\n");
         let err = parse_calib(&short, Path::new("c.txt")).unwrap_err();
-        assert!(matches!(err, KittiError::FieldCount { line: 4, found: 11, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                KittiError::FieldCount {
+                    line: 4,
+                    found: 11,
+                    ..
+                }
+            ),
+            "{err}"
+        );
 
         let err = parse_calib(&TEXT.replace("P1:", "P1"), Path::new("c.txt")).unwrap_err();
         assert!(matches!(err, KittiError::Malformed { line: 2, .. }), "{err}");
@@ -160,7 +201,9 @@ Tr_imu_to_velo: 9.999976000000e-01 7.553071000000e-04 -2.035826000000e-03 -8.086
 
     #[test]
     fn accepts_tracking_key_aliases() {
-        let aliased = TEXT.replace("R0_rect:", "R_rect:").replace("Tr_velo_to_cam:", "Tr_velo_cam:");
+        let aliased = TEXT
+            .replace("R0_rect:", "R_rect:")
+            .replace("Tr_velo_to_cam:", "Tr_velo_cam:");
         let a = parse_calib(&aliased, Path::new("c.txt")).unwrap();
         assert_eq!(a, parse_calib(TEXT, Path::new("c.txt")).unwrap());
     }

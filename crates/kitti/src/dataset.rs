@@ -75,11 +75,20 @@ impl KittiDataset {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         if !root.is_dir() {
-            return Err(KittiError::Layout { path: root, message: "not a directory".into() });
+            return Err(KittiError::Layout {
+                path: root,
+                message: "not a directory".into(),
+            });
         }
         let ds = Self { root };
-        if ![Split::Training, Split::Testing].iter().any(|s| ds.split_dir(*s).is_dir()) {
-            return Err(KittiError::Layout { path: ds.root, message: "has neither training/ nor testing/".into() });
+        if ![Split::Training, Split::Testing]
+            .iter()
+            .any(|s| ds.split_dir(*s).is_dir())
+        {
+            return Err(KittiError::Layout {
+                path: ds.root,
+                message: "has neither training/ nor testing/".into(),
+            });
         }
         Ok(ds)
     }
@@ -190,10 +199,16 @@ mod tests {
         crate::io::write_atomic(&root.join("training/label_2/notes.md"), b"").unwrap();
         crate::split::write_split(&root.join("ImageSets/val.txt"), &["000001".into()]).unwrap();
         let ds = KittiDataset::open(root).unwrap();
-        assert_eq!(ds.frame_ids(Split::Training).unwrap(), vec!["000000", "000001", "000002"]);
+        assert_eq!(
+            ds.frame_ids(Split::Training).unwrap(),
+            vec!["000000", "000001", "000002"]
+        );
         assert_eq!(ds.image_set("val").unwrap(), vec!["000001"]);
         assert!(ds.labels(Split::Training, "000001").unwrap().is_empty());
-        assert_eq!(ds.path(Split::Testing, Modality::Velodyne, "000003"), root.join("testing/velodyne/000003.bin"));
+        assert_eq!(
+            ds.path(Split::Testing, Modality::Velodyne, "000003"),
+            root.join("testing/velodyne/000003.bin")
+        );
         let err = ds.calib(Split::Training, "000001").unwrap_err();
         assert!(err.to_string().contains("training/calib/000001.txt"), "{err}");
         assert!(ds.frame_ids(Split::Testing).is_err());

@@ -8,14 +8,21 @@ use std::path::Path;
 /// Reads a colour image (PNG or any format the `image` crate decodes) as 8-bit RGB.
 pub fn read_rgb(path: &Path) -> Result<RgbImage> {
     let bytes = io::read(path)?;
-    let img = ::image::load_from_memory(&bytes).map_err(|source| KittiError::Image { path: path.into(), source })?;
+    let img = ::image::load_from_memory(&bytes).map_err(|source| KittiError::Image {
+        path: path.into(),
+        source,
+    })?;
     Ok(img.to_rgb8())
 }
 
 /// Encodes an image as PNG bytes.
 fn encode_png(img: &DynamicImage, path: &Path) -> Result<Vec<u8>> {
     let mut bytes = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut bytes, ImageFormat::Png).map_err(|source| KittiError::Image { path: path.into(), source })?;
+    img.write_to(&mut bytes, ImageFormat::Png)
+        .map_err(|source| KittiError::Image {
+            path: path.into(),
+            source,
+        })?;
     Ok(bytes.into_inner())
 }
 
@@ -38,7 +45,11 @@ pub struct DepthMap {
 impl DepthMap {
     /// An empty (all-invalid) map.
     pub fn new(width: u32, height: u32) -> Self {
-        Self { width, height, depth_m: vec![0.0; width as usize * height as usize] }
+        Self {
+            width,
+            height,
+            depth_m: vec![0.0; width as usize * height as usize],
+        }
     }
 
     /// Depth at pixel `(x, y)`, `None` when out of bounds or without a value.
@@ -61,7 +72,10 @@ impl DepthMap {
 /// Reads a KITTI depth PNG. The file must be 16-bit greyscale.
 pub fn read_depth_png(path: &Path) -> Result<DepthMap> {
     let bytes = io::read(path)?;
-    let img = ::image::load_from_memory(&bytes).map_err(|source| KittiError::Image { path: path.into(), source })?;
+    let img = ::image::load_from_memory(&bytes).map_err(|source| KittiError::Image {
+        path: path.into(),
+        source,
+    })?;
     let DynamicImage::ImageLuma16(buf) = img else {
         return Err(KittiError::ImageFormat {
             path: path.into(),
@@ -82,13 +96,24 @@ pub fn write_depth_png(path: &Path, depth: &DepthMap) -> Result<()> {
     let raw: Vec<u16> = depth
         .depth_m
         .iter()
-        .map(|&d| if d.is_finite() && d > 0.0 { (d * 256.0).round().clamp(1.0, u16::MAX as f32) as u16 } else { 0 })
+        .map(|&d| {
+            if d.is_finite() && d > 0.0 {
+                (d * 256.0).round().clamp(1.0, u16::MAX as f32) as u16
+            } else {
+                0
+            }
+        })
         .collect();
-    let buf: ImageBuffer<Luma<u16>, Vec<u16>> =
-        ImageBuffer::from_raw(depth.width, depth.height, raw).ok_or_else(|| KittiError::ImageFormat {
+    let buf: ImageBuffer<Luma<u16>, Vec<u16>> = ImageBuffer::from_raw(depth.width, depth.height, raw)
+        .ok_or_else(|| KittiError::ImageFormat {
             path: path.into(),
             expected: "width × height depth values",
-            found: format!("{} values for {}×{}", depth.depth_m.len(), depth.width, depth.height),
+            found: format!(
+                "{} values for {}×{}",
+                depth.depth_m.len(),
+                depth.width,
+                depth.height
+            ),
         })?;
     io::write_atomic(path, &encode_png(&DynamicImage::ImageLuma16(buf), path)?)
 }
@@ -114,12 +139,12 @@ mod tests {
         let path = dir.path().join("d.png");
         let mut d = DepthMap::new(5, 4);
         d.set(0, 0, 12.5);
-        d.set(4, 3, 80.00390625); // exactly representable: 20481 / 256
+        d.set(4, 3, 20481.0 / 256.0); // exactly representable
         d.set(2, 1, f32::NAN);
         write_depth_png(&path, &d).unwrap();
         let back = read_depth_png(&path).unwrap();
         assert_eq!(back.get(0, 0), Some(12.5));
-        assert_eq!(back.get(4, 3), Some(80.00390625));
+        assert_eq!(back.get(4, 3), Some(20481.0 / 256.0));
         assert_eq!(back.get(2, 1), None);
         assert_eq!(back.get(1, 1), None);
         assert_eq!(back.get(5, 0), None);

@@ -123,7 +123,12 @@ impl Object {
     pub fn parse(text: &str, path: &Path, line: usize) -> Result<Self> {
         let fields: Vec<&str> = text.split_whitespace().collect();
         if fields.len() != 15 && fields.len() != 16 {
-            return Err(KittiError::FieldCount { path: path.into(), line, expected: "15 or 16", found: fields.len() });
+            return Err(KittiError::FieldCount {
+                path: path.into(),
+                line,
+                expected: "15 or 16",
+                found: fields.len(),
+            });
         }
         let num = |i: usize| -> Result<Real> {
             let t = fields[i];
@@ -134,7 +139,12 @@ impl Object {
                 text: t.into(),
             })?;
             if !v.is_finite() {
-                return Err(KittiError::NonFinite { path: path.into(), line, field: FIELD_NAMES[i].into(), text: t.into() });
+                return Err(KittiError::NonFinite {
+                    path: path.into(),
+                    line,
+                    field: FIELD_NAMES[i].into(),
+                    text: t.into(),
+                });
             }
             Ok(v)
         };
@@ -160,33 +170,46 @@ impl Object {
             occluded,
             alpha_rad: num(3)?,
             bbox: Box2d::new(num(4)?, num(5)?, num(6)?, num(7)?),
-            box3d: Box3d::new(Point3::new(num(11)?, num(12)?, num(13)?), Size3::new(num(8)?, num(9)?, num(10)?), num(14)?),
+            box3d: Box3d::new(
+                Point3::new(num(11)?, num(12)?, num(13)?),
+                Size3::new(num(8)?, num(9)?, num(10)?),
+                num(14)?,
+            ),
             score: if fields.len() == 16 { Some(num(15)?) } else { None },
         })
     }
 
-    /// Formats the object as a KITTI line (no newline).
+    /// Formats the object as a KITTI line (no newline). DontCare lines keep KITTI's integer sentinels
+    /// (`DontCare -1 -1 -10 … -1 -1 -1 -1000 -1000 -1000 -10`).
     pub fn to_line(&self) -> String {
         let b = &self.bbox;
         let d = &self.box3d;
         let c = d.bottom_center_rect;
+        let dont_care = self.kind == ObjectType::DontCare;
+        let real = |v: Real| {
+            if dont_care && v.fract() == 0.0 && v < 0.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.2}")
+            }
+        };
         let mut s = format!(
-            "{} {:.2} {} {:.2} {:.2} {:.2} {:.2} {:.2} {:.2} {:.2} {:.2} {:.2} {:.2} {:.2} {:.2}",
+            "{} {} {} {} {:.2} {:.2} {:.2} {:.2} {} {} {} {} {} {} {}",
             self.kind,
-            self.truncated,
+            real(self.truncated),
             self.occluded,
-            self.alpha_rad,
+            real(self.alpha_rad),
             b.left,
             b.top,
             b.right,
             b.bottom,
-            d.size.height_m,
-            d.size.width_m,
-            d.size.length_m,
-            c.x,
-            c.y,
-            c.z,
-            d.rotation_y_rad
+            real(d.size.height_m),
+            real(d.size.width_m),
+            real(d.size.length_m),
+            real(c.x),
+            real(c.y),
+            real(c.z),
+            real(d.rotation_y_rad)
         );
         if let Some(score) = self.score {
             // Infallible: writing to a String.
@@ -247,15 +270,21 @@ mod tests {
         assert_eq!(o.box3d.rotation_y_rad, -1.59);
         assert_eq!(o.score, None);
         assert_eq!(parse(&format!("{REAL} 0.8731")).unwrap().score, Some(0.8731));
-        assert_eq!(parse("car 0 1 0 0 0 1 1 1 1 1 0 0 5 0").unwrap().kind, ObjectType::Car);
-        assert_eq!(parse("Bus 0 1 0 0 0 1 1 1 1 1 0 0 5 0").unwrap().kind, ObjectType::Other("Bus".into()));
+        assert_eq!(
+            parse("car 0 1 0 0 0 1 1 1 1 1 0 0 5 0").unwrap().kind,
+            ObjectType::Car
+        );
+        assert_eq!(
+            parse("Bus 0 1 0 0 0 1 1 1 1 1 0 0 5 0").unwrap().kind,
+            ObjectType::Other("Bus".into())
+        );
     }
 
     #[test]
     fn writes_like_kitti() {
         assert_eq!(parse(REAL).unwrap().to_line(), REAL);
         let dc = parse(DONTCARE).unwrap();
-        assert_eq!(dc.to_line(), "DontCare -1.00 -1 -10.00 503.89 169.71 590.61 190.13 -1.00 -1.00 -1.00 -1000.00 -1000.00 -1000.00 -10.00");
+        assert_eq!(dc.to_line(), DONTCARE);
         let scored = parse(&format!("{REAL} 0.87314")).unwrap();
         assert_eq!(scored.to_line(), format!("{REAL} 0.8731"));
     }
@@ -273,19 +302,41 @@ mod tests {
     #[test]
     fn bad_lines_name_file_line_and_field() {
         let err = parse("Car 0.00 0 -1.58 587.01").unwrap_err();
-        assert!(matches!(err, KittiError::FieldCount { found: 5, line: 3, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                KittiError::FieldCount {
+                    found: 5,
+                    line: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().starts_with("label_2/000007.txt:3:"), "{err}");
 
         let err = parse(&REAL.replace("46.70", "4x.70")).unwrap_err();
-        assert!(matches!(&err, KittiError::ParseNumber { field, text, .. } if field == "z" && text == "4x.70"), "{err}");
+        assert!(
+            matches!(&err, KittiError::ParseNumber { field, text, .. } if field == "z" && text == "4x.70"),
+            "{err}"
+        );
 
         let err = parse(&REAL.replace("3.64", "nan")).unwrap_err();
-        assert!(matches!(&err, KittiError::NonFinite { field, .. } if field == "length"), "{err}");
+        assert!(
+            matches!(&err, KittiError::NonFinite { field, .. } if field == "length"),
+            "{err}"
+        );
         let err = parse(&format!("{REAL} inf")).unwrap_err();
-        assert!(matches!(&err, KittiError::NonFinite { field, .. } if field == "score"), "{err}");
+        assert!(
+            matches!(&err, KittiError::NonFinite { field, .. } if field == "score"),
+            "{err}"
+        );
 
         let err = parse(&REAL.replacen(" 0 ", " 0.5 ", 1)).unwrap_err();
-        assert!(matches!(&err, KittiError::ParseNumber { field, .. } if field == "occluded"), "{err}");
+        assert!(
+            matches!(&err, KittiError::ParseNumber { field, .. } if field == "occluded"),
+            "{err}"
+        );
         assert_eq!(parse(&REAL.replacen(" 0 ", " 2.00 ", 1)).unwrap().occluded, 2);
     }
 

@@ -11,8 +11,15 @@ pub fn parse_split(text: &str, path: &Path) -> Result<Vec<FrameId>> {
         if id.is_empty() {
             continue;
         }
-        if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(KittiError::Malformed { path: path.into(), line: i + 1, message: format!("not a frame id: {id:?}") });
+        if !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(KittiError::Malformed {
+                path: path.into(),
+                line: i + 1,
+                message: format!("not a frame id: {id:?}"),
+            });
         }
         ids.push(id.to_owned());
     }
@@ -41,7 +48,10 @@ mod tests {
         let ids: Vec<FrameId> = vec!["000001".into(), "000004".into(), "007480".into()];
         write_split(&path, &ids).unwrap();
         assert_eq!(read_split(&path).unwrap(), ids);
-        assert_eq!(parse_split("000001\r\n\n000002\n", &path).unwrap(), vec!["000001", "000002"]);
+        assert_eq!(
+            parse_split("000001\r\n\n000002\n", &path).unwrap(),
+            vec!["000001", "000002"]
+        );
         let err = parse_split("000001\n0000 02\n", &path).unwrap_err();
         assert!(matches!(err, KittiError::Malformed { line: 2, .. }), "{err}");
     }

@@ -8,6 +8,7 @@ use geom::{Box2d, Box3d, Calib, Camera, Real, Size3, alpha_from_rotation_y};
 use nalgebra::Point3;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use std::f64::consts::PI;
 
 /// Image size of the reference calibration, px.
 pub const IMAGE_SIZE_PX: (Real, Real) = (1242.0, 375.0);
@@ -29,7 +30,13 @@ pub struct LabelSetConfig {
 
 impl Default for LabelSetConfig {
     fn default() -> Self {
-        Self { frames: 100, mean_objects: 8.0, recall: 0.85, mean_false_positives: 1.5, noise: 1.0 }
+        Self {
+            frames: 100,
+            mean_objects: 8.0,
+            recall: 0.85,
+            mean_false_positives: 1.5,
+            noise: 1.0,
+        }
     }
 }
 
@@ -46,7 +53,7 @@ fn normal(rng: &mut StdRng) -> Real {
     // Box–Muller; the dependency-free way to a Gaussian with rand alone.
     let u1: Real = rng.random_range(Real::EPSILON..1.0);
     let u2: Real = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
 }
 
 fn poisson(rng: &mut StdRng, mean: Real) -> usize {
@@ -72,7 +79,11 @@ fn pick_kind(rng: &mut StdRng) -> ObjectType {
         (0.93, ObjectType::Tram),
         (0.95, ObjectType::Misc),
     ];
-    table.into_iter().find(|(p, _)| r < *p).map(|(_, k)| k).unwrap_or(ObjectType::DontCare)
+    table
+        .into_iter()
+        .find(|(p, _)| r < *p)
+        .map(|(_, k)| k)
+        .unwrap_or(ObjectType::DontCare)
 }
 
 fn size_of(kind: &ObjectType, rng: &mut StdRng) -> Size3 {
@@ -98,7 +109,10 @@ fn image_fields(b: &Box3d, calib: &Calib) -> Option<(Box2d, Real)> {
     if clipped.area() <= 0.0 {
         return None;
     }
-    Some((clipped, (1.0 - clipped.area() / full.area().max(1e-9)).clamp(0.0, 1.0)))
+    Some((
+        clipped,
+        (1.0 - clipped.area() / full.area().max(1e-9)).clamp(0.0, 1.0),
+    ))
 }
 
 fn ground_truth_object(rng: &mut StdRng, calib: &Calib) -> Option<Object> {
@@ -106,14 +120,35 @@ fn ground_truth_object(rng: &mut StdRng, calib: &Calib) -> Option<Object> {
     if kind == ObjectType::DontCare {
         let (w, h) = IMAGE_SIZE_PX;
         let (l, t) = (rng.random_range(0.0..w - 60.0), rng.random_range(120.0..h - 40.0));
-        let bbox = Box2d::new(l, t, l + rng.random_range(10.0..120.0), t + rng.random_range(8.0..50.0));
-        let b3 = Box3d::new(Point3::new(-1000.0, -1000.0, -1000.0), Size3::new(-1.0, -1.0, -1.0), -10.0);
-        return Some(Object { kind, truncated: -1.0, occluded: -1, alpha_rad: -10.0, bbox, box3d: b3, score: None });
+        let bbox = Box2d::new(
+            l,
+            t,
+            l + rng.random_range(10.0..120.0),
+            t + rng.random_range(8.0..50.0),
+        );
+        let b3 = Box3d::new(
+            Point3::new(-1000.0, -1000.0, -1000.0),
+            Size3::new(-1.0, -1.0, -1.0),
+            -10.0,
+        );
+        return Some(Object {
+            kind,
+            truncated: -1.0,
+            occluded: -1,
+            alpha_rad: -10.0,
+            bbox,
+            box3d: b3,
+            score: None,
+        });
     }
     let z = rng.random_range(4.0..75.0);
     let x = rng.random_range(-0.75..0.75) * z + normal(rng);
     let size = size_of(&kind, rng);
-    let b3 = Box3d::new(Point3::new(x, 1.65 + 0.15 * normal(rng), z), size, rng.random_range(-3.14..3.14));
+    let b3 = Box3d::new(
+        Point3::new(x, 1.65 + 0.15 * normal(rng), z),
+        size,
+        rng.random_range(-PI..PI),
+    );
     let (bbox, truncated) = image_fields(&b3, calib)?;
     let occluded = match rng.random::<Real>() {
         r if r < 0.55 => 0,
@@ -136,12 +171,21 @@ fn detection_of(gt: &Object, rng: &mut StdRng, noise: Real, calib: &Calib) -> Op
     let b = &gt.box3d;
     let z = b.bottom_center_rect.z;
     let sigma = noise * (0.04 + 0.006 * z);
-    let loc = b.bottom_center_rect + nalgebra::Vector3::new(sigma * normal(rng), 0.3 * sigma * normal(rng), 1.5 * sigma * normal(rng));
+    let loc = b.bottom_center_rect
+        + nalgebra::Vector3::new(
+            sigma * normal(rng),
+            0.3 * sigma * normal(rng),
+            1.5 * sigma * normal(rng),
+        );
     let s = |v: Real, rng: &mut StdRng| (v * (1.0 + 0.05 * noise * normal(rng))).max(0.1);
-    let size = Size3::new(s(b.size.height_m, rng), s(b.size.width_m, rng), s(b.size.length_m, rng));
+    let size = Size3::new(
+        s(b.size.height_m, rng),
+        s(b.size.width_m, rng),
+        s(b.size.length_m, rng),
+    );
     let mut ry = b.rotation_y_rad + 0.08 * noise * normal(rng);
     if rng.random::<Real>() < 0.06 {
-        ry += std::f64::consts::PI;
+        ry += PI;
     }
     let ry = geom::normalize_angle(ry);
     let b3 = Box3d::new(loc, size, ry);
@@ -169,10 +213,20 @@ fn detection_of(gt: &Object, rng: &mut StdRng, noise: Real, calib: &Calib) -> Op
 }
 
 fn false_positive(rng: &mut StdRng, calib: &Calib) -> Option<Object> {
-    let kind = [ObjectType::Car, ObjectType::Car, ObjectType::Pedestrian, ObjectType::Cyclist][rng.random_range(0..4)].clone();
+    let kind = [
+        ObjectType::Car,
+        ObjectType::Car,
+        ObjectType::Pedestrian,
+        ObjectType::Cyclist,
+    ][rng.random_range(0..4)]
+    .clone();
     let z = rng.random_range(5.0..60.0);
     let x = rng.random_range(-0.7..0.7) * z;
-    let b3 = Box3d::new(Point3::new(x, 1.7, z), size_of(&kind, rng), rng.random_range(-3.14..3.14));
+    let b3 = Box3d::new(
+        Point3::new(x, 1.7, z),
+        size_of(&kind, rng),
+        rng.random_range(-PI..PI),
+    );
     let (bbox, _) = image_fields(&b3, calib)?;
     Some(Object {
         kind,
@@ -192,7 +246,9 @@ pub fn generate_label_set(config: &LabelSetConfig, seed: u64) -> Vec<GeneratedFr
     (0..config.frames)
         .map(|_| {
             let n = poisson(&mut rng, config.mean_objects);
-            let gt: Vec<Object> = (0..n).filter_map(|_| ground_truth_object(&mut rng, &calib)).collect();
+            let gt: Vec<Object> = (0..n)
+                .filter_map(|_| ground_truth_object(&mut rng, &calib))
+                .collect();
             let mut det = Vec::new();
             for g in gt.iter().filter(|g| g.kind != ObjectType::DontCare) {
                 if rng.random::<Real>() < config.recall

@@ -18,13 +18,21 @@ pub struct VeloPoint {
 
 /// Decodes the bytes of a `.bin` file. `path` only names the file in errors.
 pub fn parse_velodyne(bytes: &[u8], path: &Path) -> Result<Vec<VeloPoint>> {
-    if bytes.len() % 16 != 0 {
-        return Err(KittiError::BinSize { path: path.into(), len: bytes.len() as u64 });
+    if !bytes.len().is_multiple_of(16) {
+        return Err(KittiError::BinSize {
+            path: path.into(),
+            len: bytes.len() as u64,
+        });
     }
     let f = |b: &[u8]| f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     Ok(bytes
         .chunks_exact(16)
-        .map(|c| VeloPoint { x: f(&c[0..4]), y: f(&c[4..8]), z: f(&c[8..12]), intensity: f(&c[12..16]) })
+        .map(|c| VeloPoint {
+            x: f(&c[0..4]),
+            y: f(&c[4..8]),
+            z: f(&c[8..12]),
+            intensity: f(&c[12..16]),
+        })
         .collect())
 }
 
@@ -58,8 +66,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("000000.bin");
         let pts = vec![
-            VeloPoint { x: 1.5, y: -2.25, z: 0.125, intensity: 0.5 },
-            VeloPoint { x: 80.0, y: 3.0, z: -1.7, intensity: 0.0 },
+            VeloPoint {
+                x: 1.5,
+                y: -2.25,
+                z: 0.125,
+                intensity: 0.5,
+            },
+            VeloPoint {
+                x: 80.0,
+                y: 3.0,
+                z: -1.7,
+                intensity: 0.0,
+            },
         ];
         write_velodyne(&path, &pts).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 32);

@@ -1,8 +1,8 @@
 //! The devkit's `cleanData`, `computeStatistics`, `getThresholds` and `eval_class`, over overlap
 //! matrices computed once per frame.
 
-use super::{Class, Difficulty, FrameLabels, Metric, N_SAMPLE_PTS};
 use super::report::Curve;
+use super::{Class, Difficulty, FrameLabels, Metric, N_SAMPLE_PTS};
 use crate::label::ObjectType;
 use geom::{Box2d, Box3d, Real};
 
@@ -54,7 +54,11 @@ fn overlap_3d(det: &Box3d, gt: &Box3d, volume: bool, over_detection: bool) -> Re
         return 0.0;
     }
     let (inter, det_size, gt_size) = if volume {
-        (det.intersection_volume_m3(gt), det.size.volume_m3(), gt.size.volume_m3())
+        (
+            det.intersection_volume_m3(gt),
+            det.size.volume_m3(),
+            gt.size.volume_m3(),
+        )
     } else {
         let area = |b: &Box3d| geom::polygon::area(&b.bev_corners());
         (det.bev_intersection_area(gt), area(det), area(gt))
@@ -69,7 +73,11 @@ fn overlap_3d(det: &Box3d, gt: &Box3d, volume: bool, over_detection: bool) -> Re
 }
 
 fn overlap_2d(det: &Box2d, gt: &Box2d, over_detection: bool) -> Real {
-    if over_detection { det.intersection_over_self(gt) } else { det.iou(gt) }
+    if over_detection {
+        det.intersection_over_self(gt)
+    } else {
+        det.iou(gt)
+    }
 }
 
 impl PreparedFrame {
@@ -95,14 +103,33 @@ impl PreparedFrame {
                 alpha_rad: o.alpha_rad,
             })
             .collect();
-        let dc: Vec<usize> = gt.iter().enumerate().filter(|(_, g)| g.kind == ObjectType::DontCare).map(|(i, _)| i).collect();
+        let dc: Vec<usize> = gt
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.kind == ObjectType::DontCare)
+            .map(|(i, _)| i)
+            .collect();
         // Ground truths that are never matched (no evaluated or neighbour class) need no overlaps.
-        let relevant_gt: Vec<bool> =
-            gt.iter().map(|g| Class::ALL.iter().any(|c| c.is(&g.kind) || c.is_neighbour(&g.kind))).collect();
+        let relevant_gt: Vec<bool> = gt
+            .iter()
+            .map(|g| {
+                Class::ALL
+                    .iter()
+                    .any(|c| c.is(&g.kind) || c.is_neighbour(&g.kind))
+            })
+            .collect();
 
         let (n_gt, n_dc) = (gt.len(), dc.len());
-        let mut overlap = [vec![0.0; det.len() * n_gt], vec![0.0; det.len() * n_gt], vec![0.0; det.len() * n_gt]];
-        let mut dc_overlap = [vec![0.0; det.len() * n_dc], vec![0.0; det.len() * n_dc], vec![0.0; det.len() * n_dc]];
+        let mut overlap = [
+            vec![0.0; det.len() * n_gt],
+            vec![0.0; det.len() * n_gt],
+            vec![0.0; det.len() * n_gt],
+        ];
+        let mut dc_overlap = [
+            vec![0.0; det.len() * n_dc],
+            vec![0.0; det.len() * n_dc],
+            vec![0.0; det.len() * n_dc],
+        ];
         for (d, det_obj) in frame.det.iter().enumerate() {
             for (g, gt_obj) in frame.gt.iter().enumerate() {
                 if !relevant_gt[g] {
@@ -121,7 +148,13 @@ impl PreparedFrame {
                 dc_overlap[2][i] = overlap_3d(&det_obj.box3d, &gt_obj.box3d, true, true);
             }
         }
-        Self { gt, det, dc, overlap, dc_overlap }
+        Self {
+            gt,
+            det,
+            dc,
+            overlap,
+            dc_overlap,
+        }
     }
 }
 
@@ -183,7 +216,10 @@ const NO_DETECTION: Real = -10_000_000.0;
 
 /// The devkit's `computeStatistics`. With `thresh = None` it runs the recall-threshold pass (matching
 /// by highest score, pushing TP scores into `tp_scores`); otherwise the precision pass at `thresh`.
-#[allow(clippy::too_many_arguments, reason = "mirrors the devkit's signature, one place")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "mirrors the devkit's signature, one place"
+)]
 fn compute_statistics(
     frame: &PreparedFrame,
     cleaned: &Cleaned,
@@ -216,7 +252,8 @@ fn compute_statistics(
             if !compute_fp && o > min_overlap && frame.det[d].score > valid_detection {
                 det_idx = Some((d, det_state));
                 valid_detection = frame.det[d].score;
-            } else if compute_fp && o > min_overlap && (o > max_iou || assigned_ignored_det) && det_state == 0 {
+            } else if compute_fp && o > min_overlap && (o > max_iou || assigned_ignored_det) && det_state == 0
+            {
                 max_iou = o;
                 det_idx = Some((d, det_state));
                 valid_detection = 1.0;
@@ -277,7 +314,11 @@ fn get_thresholds(scores: &mut [Real], n_gt: usize) -> Vec<Real> {
     let mut current_recall = 0.0;
     for i in 0..scores.len() {
         let l_recall = (i + 1) as Real / n;
-        let r_recall = if i < scores.len() - 1 { (i + 2) as Real / n } else { l_recall };
+        let r_recall = if i < scores.len() - 1 {
+            (i + 2) as Real / n
+        } else {
+            l_recall
+        };
         if (r_recall - current_recall) < (current_recall - l_recall) && i < scores.len() - 1 {
             continue;
         }
@@ -340,7 +381,16 @@ pub(super) fn eval_class(
                 Some((n, s)) if n == passing => s,
                 _ => {
                     sink.clear();
-                    compute_statistics(f, c, metric, min_overlap, Some(thresh), compute_aos, &mut assigned, &mut sink)
+                    compute_statistics(
+                        f,
+                        c,
+                        metric,
+                        min_overlap,
+                        Some(thresh),
+                        compute_aos,
+                        &mut assigned,
+                        &mut sink,
+                    )
                 }
             };
             last = Some((passing, stat));

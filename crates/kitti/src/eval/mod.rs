@@ -62,12 +62,17 @@ impl Class {
     fn is(self, kind: &ObjectType) -> bool {
         matches!(
             (self, kind),
-            (Class::Car, ObjectType::Car) | (Class::Pedestrian, ObjectType::Pedestrian) | (Class::Cyclist, ObjectType::Cyclist)
+            (Class::Car, ObjectType::Car)
+                | (Class::Pedestrian, ObjectType::Pedestrian)
+                | (Class::Cyclist, ObjectType::Cyclist)
         )
     }
 
     fn is_neighbour(self, kind: &ObjectType) -> bool {
-        matches!((self, kind), (Class::Car, ObjectType::Van) | (Class::Pedestrian, ObjectType::PersonSitting))
+        matches!(
+            (self, kind),
+            (Class::Car, ObjectType::Van) | (Class::Pedestrian, ObjectType::PersonSitting)
+        )
     }
 }
 
@@ -176,7 +181,9 @@ pub struct FrameLabels {
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     /// A detection has no score, so it cannot be ranked.
-    #[error("frame {frame}: detection {index} ({kind}) has no score (16th field); the devkit would silently drop it")]
+    #[error(
+        "frame {frame}: detection {index} ({kind}) has no score (16th field); the devkit would silently drop it"
+    )]
     MissingScore {
         /// Frame id.
         frame: String,
@@ -191,16 +198,23 @@ pub enum EvalError {
 pub fn evaluate(frames: &[FrameLabels]) -> Result<EvalReport, EvalError> {
     for f in frames {
         if let Some((index, d)) = f.det.iter().enumerate().find(|(_, d)| d.score.is_none()) {
-            return Err(EvalError::MissingScore { frame: f.id.clone(), index, kind: d.kind.to_string() });
+            return Err(EvalError::MissingScore {
+                frame: f.id.clone(),
+                index,
+                kind: d.kind.to_string(),
+            });
         }
     }
     let _span = tracing::info_span!("kitti_eval", frames = frames.len()).entered();
-    let prepared: Vec<matching::PreparedFrame> = frames.par_iter().map(matching::PreparedFrame::new).collect();
+    let prepared: Vec<matching::PreparedFrame> =
+        frames.par_iter().map(matching::PreparedFrame::new).collect();
     // AOS needs every detection's orientation; the devkit turns it off if any alpha is −10.
     let compute_aos = !frames.iter().flat_map(|f| &f.det).any(|d| d.alpha_rad == -10.0);
 
-    let classes: Vec<Class> =
-        Class::ALL.into_iter().filter(|c| frames.iter().flat_map(|f| &f.gt).any(|o| c.is(&o.kind))).collect();
+    let classes: Vec<Class> = Class::ALL
+        .into_iter()
+        .filter(|c| frames.iter().flat_map(|f| &f.gt).any(|o| c.is(&o.kind)))
+        .collect();
 
     // One job per (class, difficulty, metric, threshold); strict and loose share the 2D threshold.
     let mut jobs: Vec<(Class, Difficulty, Metric, Real)> = Vec::new();
@@ -228,10 +242,19 @@ pub fn evaluate(frames: &[FrameLabels]) -> Result<EvalReport, EvalError> {
     let classes = classes
         .into_iter()
         .map(|class| {
-            let n_gt = Difficulty::ALL.map(|d| lookup(class, d, Metric::Bbox, OverlapSet::Strict.min_overlap(Metric::Bbox, class)).n_gt);
+            let n_gt = Difficulty::ALL.map(|d| {
+                lookup(
+                    class,
+                    d,
+                    Metric::Bbox,
+                    OverlapSet::Strict.min_overlap(Metric::Bbox, class),
+                )
+                .n_gt
+            });
             let set = |s: OverlapSet| {
                 let metric = |m: Metric| MetricEval {
-                    curves: Difficulty::ALL.map(|d| lookup(class, d, m, s.min_overlap(m, class)).precision.clone()),
+                    curves: Difficulty::ALL
+                        .map(|d| lookup(class, d, m, s.min_overlap(m, class)).precision.clone()),
                 };
                 let aos = compute_aos.then(|| MetricEval {
                     curves: Difficulty::ALL.map(|d| {
@@ -248,10 +271,18 @@ pub fn evaluate(frames: &[FrameLabels]) -> Result<EvalReport, EvalError> {
                     three_d: metric(Metric::ThreeD),
                 }
             };
-            ClassEval { class, n_gt, strict: set(OverlapSet::Strict), loose: set(OverlapSet::Loose) }
+            ClassEval {
+                class,
+                n_gt,
+                strict: set(OverlapSet::Strict),
+                loose: set(OverlapSet::Loose),
+            }
         })
         .collect();
-    Ok(EvalReport { frames: frames.len(), classes })
+    Ok(EvalReport {
+        frames: frames.len(),
+        classes,
+    })
 }
 
 #[cfg(test)]

@@ -15,7 +15,9 @@ pub struct Curve {
 
 impl Default for Curve {
     fn default() -> Self {
-        Self { precision: [0.0; N_SAMPLE_PTS] }
+        Self {
+            precision: [0.0; N_SAMPLE_PTS],
+        }
     }
 }
 
@@ -147,7 +149,11 @@ impl EvalReport {
     /// A devkit-like table: per class and overlap set, AP R11 and R40 for easy, moderate, hard.
     pub fn table(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "KITTI evaluation over {} frames (official devkit protocol)", self.frames);
+        let _ = writeln!(
+            s,
+            "KITTI evaluation over {} frames (official devkit protocol)",
+            self.frames
+        );
         for c in &self.classes {
             let _ = writeln!(
                 s,
@@ -160,8 +166,16 @@ impl EvalReport {
             for set in OverlapSet::ALL {
                 let e = c.set(set);
                 let [o2d, obev, o3d] = e.min_overlap;
-                let _ = writeln!(s, "  {} AP@{o2d:.2}, {obev:.2}, {o3d:.2} (2D, BEV, 3D)", set.key());
-                let _ = writeln!(s, "    {:<5} {:>26}   {:>26}", "", "R11: easy   mod.   hard", "R40: easy   mod.   hard");
+                let _ = writeln!(
+                    s,
+                    "  {} AP@{o2d:.2}, {obev:.2}, {o3d:.2} (2D, BEV, 3D)",
+                    set.key()
+                );
+                let _ = writeln!(
+                    s,
+                    "    {:<5} {:>26}   {:>26}",
+                    "", "R11: easy   mod.   hard", "R40: easy   mod.   hard"
+                );
                 for (key, m) in e.rows() {
                     let f = |v: [Real; 3]| format!("{:>8.2} {:>6.2} {:>6.2}", v[0], v[1], v[2]);
                     let _ = writeln!(s, "    {:<5} {:>26}   {:>26}", key, f(m.r11()), f(m.r40()));

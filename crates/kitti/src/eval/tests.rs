@@ -20,16 +20,30 @@ fn obj(kind: ObjectType, x: Real, height_px: Real) -> Object {
 }
 
 fn det(kind: ObjectType, x: Real, height_px: Real, score: Real) -> Object {
-    Object { score: Some(score), ..obj(kind, x, height_px) }
+    Object {
+        score: Some(score),
+        ..obj(kind, x, height_px)
+    }
 }
 
 fn frame(gt: Vec<Object>, det: Vec<Object>) -> FrameLabels {
-    FrameLabels { id: "t".into(), gt, det }
+    FrameLabels {
+        id: "t".into(),
+        gt,
+        det,
+    }
 }
 
 /// `n` frames, each with one easy car detected perfectly: enough ground truth for a full curve.
 fn perfect_frames(n: usize) -> Vec<FrameLabels> {
-    (0..n).map(|i| frame(vec![obj(ObjectType::Car, 0.0, 50.0)], vec![det(ObjectType::Car, 0.0, 50.0, 0.5 + i as Real / 1000.0)])).collect()
+    (0..n)
+        .map(|i| {
+            frame(
+                vec![obj(ObjectType::Car, 0.0, 50.0)],
+                vec![det(ObjectType::Car, 0.0, 50.0, 0.5 + i as Real / 1000.0)],
+            )
+        })
+        .collect()
 }
 
 /// Score just above the true positive of frame `f`: such a false positive ranks next to it, so at
@@ -53,7 +67,10 @@ fn perfect_detections_give_full_ap_in_every_metric() {
         }
     }
     assert_eq!(car(&report).n_gt, [80, 80, 80]);
-    assert!(report.class(Class::Pedestrian).is_none(), "classes without ground truth are omitted");
+    assert!(
+        report.class(Class::Pedestrian).is_none(),
+        "classes without ground truth are omitted"
+    );
 }
 
 #[test]
@@ -109,7 +126,12 @@ fn dontcare_regions_swallow_detections() {
     let mut frames = perfect_frames(80);
     for f in &mut frames {
         let mut dc = obj(ObjectType::DontCare, 8.0, 60.0);
-        dc.bbox = Box2d::new(dc.bbox.left - 5.0, dc.bbox.top - 5.0, dc.bbox.right + 5.0, dc.bbox.bottom + 5.0);
+        dc.bbox = Box2d::new(
+            dc.bbox.left - 5.0,
+            dc.bbox.top - 5.0,
+            dc.bbox.right + 5.0,
+            dc.bbox.bottom + 5.0,
+        );
         f.gt.push(dc);
         let score = shadow_score(f);
         f.det.push(det(ObjectType::Car, 8.0, 50.0, score));
@@ -120,7 +142,11 @@ fn dontcare_regions_swallow_detections() {
     assert!((car(&report).strict.bbox.r40()[0] - 100.0).abs() < 1e-9);
     for f in &mut frames {
         let dc = f.gt.last_mut().unwrap();
-        dc.box3d = Box3d::new(Point3::new(-1000.0, -1000.0, -1000.0), Size3::new(-1.0, -1.0, -1.0), -10.0);
+        dc.box3d = Box3d::new(
+            Point3::new(-1000.0, -1000.0, -1000.0),
+            Size3::new(-1.0, -1.0, -1.0),
+            -10.0,
+        );
     }
     let report = evaluate(&frames).unwrap();
     assert!((car(&report).strict.bbox.r40()[0] - 100.0).abs() < 1e-9);
@@ -150,7 +176,12 @@ fn neighbour_class_ground_truth_is_neither_tp_nor_fn() {
 fn minimum_height_rules_for_ground_truth_and_detections() {
     // Ground truth of height 30 px: not easy (≤ 40), moderate and hard (> 25).
     let frames: Vec<_> = (0..80)
-        .map(|i| frame(vec![obj(ObjectType::Car, 0.0, 30.0)], vec![det(ObjectType::Car, 0.0, 30.0, 0.5 + i as Real / 1000.0)]))
+        .map(|i| {
+            frame(
+                vec![obj(ObjectType::Car, 0.0, 30.0)],
+                vec![det(ObjectType::Car, 0.0, 30.0, 0.5 + i as Real / 1000.0)],
+            )
+        })
         .collect();
     let report = evaluate(&frames).unwrap();
     assert_eq!(car(&report).n_gt, [0, 80, 80]);
@@ -239,7 +270,11 @@ fn a_small_detection_of_another_class_absorbs_a_ground_truth() {
             d.bbox = g.bbox;
             d.bbox.bottom = d.bbox.top + 24.9;
             let good = det(ObjectType::Car, 0.0, 30.0, 0.5 + i as Real / 1000.0);
-            if i % 2 == 0 { frame(vec![g], vec![d]) } else { frame(vec![g], vec![good]) }
+            if i % 2 == 0 {
+                frame(vec![g], vec![d])
+            } else {
+                frame(vec![g], vec![good])
+            }
         })
         .collect();
     let report = evaluate(&frames).unwrap();
@@ -254,7 +289,10 @@ fn a_small_detection_of_another_class_absorbs_a_ground_truth() {
 fn detections_need_scores() {
     let mut frames = perfect_frames(2);
     frames[1].det[0].score = None;
-    assert!(matches!(evaluate(&frames), Err(EvalError::MissingScore { index: 0, .. })));
+    assert!(matches!(
+        evaluate(&frames),
+        Err(EvalError::MissingScore { index: 0, .. })
+    ));
 }
 
 #[test]

@@ -1,0 +1,50 @@
+//! `cargo xtask`: the project's one entry point. One module per subcommand; paths default to the
+//! repository root (found from `CARGO_MANIFEST_DIR`), so the commands work from any directory.
+
+mod eval;
+mod gen_eval_set;
+mod plot;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "autolabel: 3D labels from 2D detections, LIDAR and images"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// KITTI 3D object evaluation (official devkit protocol): AP R11/R40 for 2D, AOS, BEV and 3D.
+    Eval(eval::Args),
+    /// Writes a seeded random KITTI label set (ground truth + noisy scored detections), e.g. to compare
+    /// `cargo xtask eval` with the official C++ devkit.
+    GenEvalSet(gen_eval_set::Args),
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Eval(args) => eval::run(args),
+        Command::GenEvalSet(args) => gen_eval_set::run(args),
+    }
+}
