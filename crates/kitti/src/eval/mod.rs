@@ -235,7 +235,10 @@ pub fn evaluate(frames: &[FrameLabels]) -> Result<EvalReport, EvalError> {
         .map(|&(c, d, m, t)| matching::eval_class(&prepared, c, d, m, t, compute_aos && m == Metric::Bbox))
         .collect();
     let lookup = |c: Class, d: Difficulty, m: Metric, t: Real| {
-        let i = jobs.iter().position(|j| *j == (c, d, m, t)).unwrap_or_default();
+        let i = jobs
+            .iter()
+            .position(|j| *j == (c, d, m, t))
+            .expect("every (class, difficulty, metric, threshold) has a job");
         &results[i]
     };
 
