@@ -70,6 +70,7 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
     BTreeMap::from([
         ("geom", &[][..]),
         ("kitti", &["geom"][..]),
+        ("sim", &["geom", "kitti"][..]),
         ("xtask", &["geom", "kitti"][..]),
     ])
 }
