@@ -26,22 +26,27 @@ pub struct Args {
 }
 
 /// Reads ground truth and predictions of every frame; reports every bad file, not only the first.
+/// A frame without a prediction file has no detections; a warning says how many there were.
 pub fn load_frames(gt_dir: &Path, pred_dir: &Path, ids: &[String]) -> anyhow::Result<Vec<FrameLabels>> {
-    let results: Vec<Result<FrameLabels, kitti::KittiError>> = ids
+    let results: Vec<Result<(FrameLabels, bool), kitti::KittiError>> = ids
         .par_iter()
         .map(|id| {
             let gt = kitti::label::read_labels(&gt_dir.join(format!("{id}.txt")))?;
             let pred_path = pred_dir.join(format!("{id}.txt"));
-            let det = if pred_path.exists() {
+            let has_pred = pred_path.exists();
+            let det = if has_pred {
                 kitti::label::read_labels(&pred_path)?
             } else {
                 Vec::new()
             };
-            Ok(FrameLabels {
-                id: id.clone(),
-                gt,
-                det,
-            })
+            Ok((
+                FrameLabels {
+                    id: id.clone(),
+                    gt,
+                    det,
+                },
+                has_pred,
+            ))
         })
         .collect();
     let errors: Vec<String> = results
@@ -56,7 +61,15 @@ pub fn load_frames(gt_dir: &Path, pred_dir: &Path, ids: &[String]) -> anyhow::Re
             errors.join("\n")
         );
     }
-    Ok(results.into_iter().filter_map(Result::ok).collect())
+    let frames: Vec<(FrameLabels, bool)> = results.into_iter().filter_map(Result::ok).collect();
+    let missing = frames.iter().filter(|(_, has_pred)| !has_pred).count();
+    if missing > 0 {
+        tracing::warn!(
+            "{missing} of {} frames have no prediction file (counted as no detections)",
+            ids.len()
+        );
+    }
+    Ok(frames.into_iter().map(|(f, _)| f).collect())
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -76,16 +89,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let start = std::time::Instant::now();
     let frames = load_frames(&gt_dir, &pred_dir, &ids)?;
-    let missing = ids
-        .iter()
-        .filter(|id| !pred_dir.join(format!("{id}.txt")).exists())
-        .count();
-    if missing > 0 {
-        tracing::warn!(
-            "{missing} of {} frames have no prediction file (counted as no detections)",
-            ids.len()
-        );
-    }
     let report = evaluate(&frames)?;
     tracing::info!(
         "evaluated {} frames in {:.2} s",

@@ -5,18 +5,20 @@ use anyhow::{Context, anyhow};
 use kitti::eval::{Difficulty, EvalReport, Metric, OverlapSet};
 use plotters::prelude::*;
 use std::path::Path;
-use std::sync::Once;
+use std::sync::OnceLock;
 
 static FONT: &[u8] = include_bytes!("../../data/fonts/DejaVuSans.ttf");
 
+/// Registers the embedded font once; every call reports the outcome of that one registration.
 fn register_font() -> anyhow::Result<()> {
-    static REGISTER: Once = Once::new();
-    let mut result = Ok(());
-    REGISTER.call_once(|| {
-        result = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
-            .map_err(|_| anyhow!("the embedded font data/fonts/DejaVuSans.ttf is invalid"));
-    });
-    result
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED
+        .get_or_init(|| plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(anyhow!("the embedded font data/fonts/DejaVuSans.ttf is invalid"))
+    }
 }
 
 /// One named curve of a line chart.

@@ -50,10 +50,7 @@ pub struct GeneratedFrame {
 }
 
 fn normal(rng: &mut StdRng) -> Real {
-    // Box–Muller; the dependency-free way to a Gaussian with rand alone.
-    let u1: Real = rng.random_range(Real::EPSILON..1.0);
-    let u2: Real = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
+    rng.sample(rand_distr::StandardNormal)
 }
 
 fn poisson(rng: &mut StdRng, mean: Real) -> usize {

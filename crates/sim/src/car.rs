@@ -295,10 +295,7 @@ fn dim_model() -> ([[f64; 3]; 7], [f64; 3]) {
 const TRUNCATED_VARIANCE: f64 = 0.9733;
 
 fn normal(rng: &mut StdRng) -> f64 {
-    // Box–Muller; the dependency-free way to a Gaussian with rand alone.
-    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    rng.sample(rand_distr::StandardNormal)
 }
 
 fn uniform(rng: &mut StdRng, (lo, hi): (f32, f32)) -> f32 {

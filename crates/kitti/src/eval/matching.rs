@@ -47,28 +47,27 @@ fn bev_may_overlap(a: &Box3d, b: &Box3d) -> bool {
     (ca.x - cb.x).hypot(ca.z - cb.z) <= bev_radius(a) + bev_radius(b)
 }
 
-/// The devkit's `groundBoxOverlap` (`volume = false`) and `box3DOverlap` (`volume = true`), criterion
-/// −1 (IoU) or 0 (`over_detection`: intersection over the detection's own area or volume).
-fn overlap_3d(det: &Box3d, gt: &Box3d, volume: bool, over_detection: bool) -> Real {
+/// The devkit's `groundBoxOverlap` and `box3DOverlap` at once, sharing one polygon clipping:
+/// `(bev, 3d)` overlaps, criterion −1 (IoU) or 0 (`over_detection`: intersection over the detection's
+/// own area or volume).
+fn overlap_bev_3d(det: &Box3d, gt: &Box3d, over_detection: bool) -> (Real, Real) {
     if !bev_may_overlap(det, gt) {
-        return 0.0;
+        return (0.0, 0.0);
     }
-    let (inter, det_size, gt_size) = if volume {
+    let inter_area = det.bev_intersection_area(gt);
+    if inter_area == 0.0 {
+        return (0.0, 0.0);
+    }
+    let inter_vol = inter_area * det.height_overlap_m(gt);
+    let area = |b: &Box3d| geom::polygon::area(&b.bev_corners());
+    let (det_area, det_vol) = (area(det), det.size.volume_m3());
+    if over_detection {
+        (inter_area / det_area, inter_vol / det_vol)
+    } else {
         (
-            det.intersection_volume_m3(gt),
-            det.size.volume_m3(),
-            gt.size.volume_m3(),
+            inter_area / (det_area + area(gt) - inter_area),
+            inter_vol / (det_vol + gt.size.volume_m3() - inter_vol),
         )
-    } else {
-        let area = |b: &Box3d| geom::polygon::area(&b.bev_corners());
-        (det.bev_intersection_area(gt), area(det), area(gt))
-    };
-    if inter == 0.0 {
-        0.0
-    } else if over_detection {
-        inter / det_size
-    } else {
-        inter / (det_size + gt_size - inter)
     }
 }
 
@@ -137,15 +136,13 @@ impl PreparedFrame {
                 }
                 let i = d * n_gt + g;
                 overlap[0][i] = overlap_2d(&det_obj.bbox, &gt_obj.bbox, false);
-                overlap[1][i] = overlap_3d(&det_obj.box3d, &gt_obj.box3d, false, false);
-                overlap[2][i] = overlap_3d(&det_obj.box3d, &gt_obj.box3d, true, false);
+                (overlap[1][i], overlap[2][i]) = overlap_bev_3d(&det_obj.box3d, &gt_obj.box3d, false);
             }
             for (k, &g) in dc.iter().enumerate() {
                 let gt_obj = &frame.gt[g];
                 let i = d * n_dc + k;
                 dc_overlap[0][i] = overlap_2d(&det_obj.bbox, &gt_obj.bbox, true);
-                dc_overlap[1][i] = overlap_3d(&det_obj.box3d, &gt_obj.box3d, false, true);
-                dc_overlap[2][i] = overlap_3d(&det_obj.box3d, &gt_obj.box3d, true, true);
+                (dc_overlap[1][i], dc_overlap[2][i]) = overlap_bev_3d(&det_obj.box3d, &gt_obj.box3d, true);
             }
         }
         Self {
