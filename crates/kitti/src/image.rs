@@ -118,6 +118,69 @@ pub fn write_depth_png(path: &Path, depth: &DepthMap) -> Result<()> {
     io::write_atomic(path, &encode_png(&DynamicImage::ImageLuma16(buf), path)?)
 }
 
+/// A 16-bit instance map: each pixel holds `0` (no instance) or an instance id `1..=65535`. In
+/// `instance_2` the id is the label line index + 1; in `detection_2` the detection line index + 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceMap {
+    /// Width, px.
+    pub width: u32,
+    /// Height, px.
+    pub height: u32,
+    /// Row-major ids.
+    pub ids: Vec<u16>,
+}
+
+impl InstanceMap {
+    /// An all-zero map.
+    pub fn new(width: u32, height: u32) -> Self {
+        Self {
+            width,
+            height,
+            ids: vec![0; width as usize * height as usize],
+        }
+    }
+
+    /// Id at pixel `(x, y)`; `0` out of bounds.
+    pub fn get(&self, x: u32, y: u32) -> u16 {
+        if x >= self.width || y >= self.height {
+            return 0;
+        }
+        self.ids[y as usize * self.width as usize + x as usize]
+    }
+}
+
+/// Reads a 16-bit greyscale instance PNG.
+pub fn read_instance_png(path: &Path) -> Result<InstanceMap> {
+    let bytes = io::read(path)?;
+    let img = ::image::load_from_memory(&bytes).map_err(|source| KittiError::Image {
+        path: path.into(),
+        source,
+    })?;
+    let DynamicImage::ImageLuma16(buf) = img else {
+        return Err(KittiError::ImageFormat {
+            path: path.into(),
+            expected: "16-bit greyscale PNG (instance ids)",
+            found: format!("{:?}", img.color()),
+        });
+    };
+    Ok(InstanceMap {
+        width: buf.width(),
+        height: buf.height(),
+        ids: buf.into_raw(),
+    })
+}
+
+/// Writes an instance map as a 16-bit greyscale PNG, atomically.
+pub fn write_instance_png(path: &Path, map: &InstanceMap) -> Result<()> {
+    let buf: ImageBuffer<Luma<u16>, Vec<u16>> = ImageBuffer::from_raw(map.width, map.height, map.ids.clone())
+        .ok_or_else(|| KittiError::ImageFormat {
+            path: path.into(),
+            expected: "width × height instance ids",
+            found: format!("{} values for {}×{}", map.ids.len(), map.width, map.height),
+        })?;
+    io::write_atomic(path, &encode_png(&DynamicImage::ImageLuma16(buf), path)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +211,26 @@ mod tests {
         assert_eq!(back.get(2, 1), None);
         assert_eq!(back.get(1, 1), None);
         assert_eq!(back.get(5, 0), None);
+    }
+
+    #[test]
+    fn instance_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.png");
+        let mut m = InstanceMap::new(7, 3);
+        m.ids[0] = 1;
+        m.ids[20] = 65535;
+        write_instance_png(&path, &m).unwrap();
+        let back = read_instance_png(&path).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.get(6, 2), 65535);
+        assert_eq!(back.get(7, 0), 0);
+        let rgb = dir.path().join("rgb.png");
+        write_rgb_png(&rgb, &RgbImage::new(2, 2)).unwrap();
+        assert!(matches!(
+            read_instance_png(&rgb).unwrap_err(),
+            KittiError::ImageFormat { .. }
+        ));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! - [`label`]: `label_2` lines (15 fields plus optional score), read and written like KITTI.
 //! - [`calib`]: `calib/*.txt` into [`geom::Calib`] and back.
 //! - [`velodyne`]: `.bin` point clouds (`f32 × 4` per point).
-//! - [`image`]: `image_2` PNGs of any size and depth PNGs (uint16, metres × 256, 0 = no value).
+//! - [`image`]: `image_2` PNGs of any size, depth PNGs (uint16, metres × 256, 0 = no value) and
+//!   16-bit instance maps.
 //! - [`split`]: `ImageSets/*.txt` frame lists.
 //! - [`dataset`]: an index over `ROOT/{training,testing}/{image_2,velodyne,calib,label_2,…}`.
 //! - [`eval`]: the devkit protocol (2D, AOS, BEV, 3D; AP R11 and R40; easy/moderate/hard), matching the

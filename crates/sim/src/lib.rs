@@ -21,13 +21,17 @@
 //! Readers return a typed [`SimError`] naming the file and line; writers write atomically.
 
 pub mod car;
+pub mod domain;
 mod error;
 pub mod library;
 pub mod mesh;
 pub mod obj;
 pub mod ply;
+pub mod scene;
+pub mod world;
 
 pub use car::{BodyStyle, CarParams, car_mesh};
+pub use domain::Domain;
 pub use error::{Result, SimError};
 pub use library::ShapeLibrary;
 pub use mesh::{Dims, Material, TriMesh};
