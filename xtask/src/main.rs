@@ -2,8 +2,10 @@
 //! repository root (found from `CARGO_MANIFEST_DIR`), so the commands work from any directory.
 
 mod eval;
+mod gen_data;
 mod gen_eval_set;
 mod plot;
+mod show_frame;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -25,6 +27,12 @@ enum Command {
     /// Writes a seeded random KITTI label set (ground truth + noisy scored detections), e.g. to compare
     /// `cargo xtask eval` with the official C++ devkit.
     GenEvalSet(gen_eval_set::Args),
+    /// Generates a synthetic KITTI-layout dataset: images, LIDAR, labels, instance and depth maps,
+    /// shapes and poses, simulated 2D detections and monocular depth.
+    GenData(gen_data::Args),
+    /// Draws one KITTI-layout frame as a PNG to look at: the camera image with projected LIDAR points,
+    /// 3D label boxes, DontCare regions and 2D detections, over a bird's-eye view of points and boxes.
+    ShowFrame(show_frame::Args),
 }
 
 /// The repository root.
@@ -46,5 +54,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Eval(args) => eval::run(args),
         Command::GenEvalSet(args) => gen_eval_set::run(args),
+        Command::GenData(args) => gen_data::run(args),
+        Command::ShowFrame(args) => show_frame::run(args),
     }
 }

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 static FONT: &[u8] = include_bytes!("../../data/fonts/DejaVuSans.ttf");
 
 /// Registers the embedded font once; every call reports the outcome of that one registration.
-fn register_font() -> anyhow::Result<()> {
+pub fn register_font() -> anyhow::Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED
         .get_or_init(|| plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok());

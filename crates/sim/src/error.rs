@@ -1,8 +1,8 @@
-//! The error type of the shape library: every variant names the file, and the line where there is one.
+//! The error type of the `sim` crate: every variant names the file, and the line where there is one.
 
 use std::path::PathBuf;
 
-/// Errors reading or writing shape files.
+/// Errors reading or writing shape files and simulated sensor outputs.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     /// The file or folder could not be read.
@@ -71,6 +71,63 @@ pub enum SimError {
     NoMeshes {
         /// The folder.
         path: PathBuf,
+    },
+    /// Reading a KITTI-format file (label or result text, PNG) failed; the error names the file.
+    #[error(transparent)]
+    Read(kitti::KittiError),
+    /// A detection result file has no mask PNG beside it.
+    #[error("{txt}: its mask file {png} is missing")]
+    MissingDetectionMask {
+        /// The result file (`detection_2/<id>.txt`).
+        txt: PathBuf,
+        /// The missing mask file (`detection_2/<id>.png`).
+        png: PathBuf,
+    },
+    /// A detection line has no score (16th field).
+    #[error("{path}:{line}: a detection needs a score (16th field)")]
+    MissingScore {
+        /// The result file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+    },
+    /// A detection mask PNG holds an id that has no result line.
+    #[error("{path}: mask id {id} has no detection line ({lines} lines)")]
+    DetectionIdOutOfRange {
+        /// The mask file.
+        path: PathBuf,
+        /// The offending id (line index + 1).
+        id: u16,
+        /// Detection lines in the result file.
+        lines: usize,
+    },
+    /// A detection mask pixel lies outside the pixel window of its detection's box.
+    #[error("{path}: pixel ({x}, {y}) of mask id {id} lies outside its detection's box")]
+    MaskOutsideBox {
+        /// The mask file.
+        path: PathBuf,
+        /// The mask id (line index + 1).
+        id: u16,
+        /// Column, px.
+        x: u32,
+        /// Row, px.
+        y: u32,
+    },
+    /// More detections than a 16-bit mask PNG can number.
+    #[error("{path}: {count} detections do not fit a 16-bit mask map (at most 65535)")]
+    TooManyDetections {
+        /// The mask file.
+        path: PathBuf,
+        /// Detections given.
+        count: usize,
+    },
+    /// A JSON file could not be written or parsed.
+    #[error("{path}: {message}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong (with the line for parse errors).
+        message: String,
     },
 }
 

@@ -135,3 +135,103 @@ fn gen_eval_set_is_deterministic() {
         }
     }
 }
+
+/// A tiny synthetic KITTI frame `000007` under `root`: a grey 1242×375 image, the reference
+/// calibration, a car and a DontCare label, a LIDAR grid on the ground and one 2D detection.
+/// Returns the car.
+fn write_synthetic_frame(root: &Path) -> kitti::Object {
+    let training = root.join("training");
+    let image = image::RgbImage::from_pixel(1242, 375, image::Rgb([80, 80, 80]));
+    kitti::image::write_rgb_png(&training.join("image_2/000007.png"), &image).unwrap();
+    kitti::calib::write_calib(
+        &training.join("calib/000007.txt"),
+        &geom::Calib::kitti_reference(),
+    )
+    .unwrap();
+    let labels = training.join("label_2/000007.txt");
+    kitti::io::write_atomic(
+        &labels,
+        b"Car 0.00 0 -1.65 560.00 160.00 720.00 260.00 1.50 1.60 3.90 1.00 1.65 12.00 -1.57\n\
+          DontCare -1 -1 -10 100.00 150.00 200.00 200.00 -1 -1 -1 -1000 -1000 -1000 -10\n",
+    )
+    .unwrap();
+    let points: Vec<kitti::velodyne::VeloPoint> = (0..400)
+        .map(|i| kitti::velodyne::VeloPoint {
+            x: 5.0 + (i / 20) as f32 * 2.0,
+            y: -10.0 + (i % 20) as f32,
+            z: -1.7,
+            intensity: 0.3,
+        })
+        .collect();
+    kitti::velodyne::write_velodyne(&training.join("velodyne/000007.bin"), &points).unwrap();
+    kitti::io::write_atomic(
+        &training.join("detection_2/000007.txt"),
+        b"Car -1 -1 -10 900.00 200.00 1000.00 260.00 -1 -1 -1 -1000 -1000 -1000 -10 0.8000\n",
+    )
+    .unwrap();
+    kitti::label::read_labels(&labels).unwrap().remove(0)
+}
+
+#[test]
+fn show_frame_draws_image_and_birds_eye_panels() {
+    let dir = tempfile::tempdir().unwrap();
+    let car = write_synthetic_frame(dir.path());
+    let output = xtask()
+        .arg("show-frame")
+        .arg(dir.path())
+        .arg("000007")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let png = dir.path().join("show/000007.png");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        png.display().to_string()
+    );
+    let shown = image::open(&png).unwrap().to_rgb8();
+    // The camera image over a square bird's-eye panel as wide as the image.
+    assert_eq!(shown.dimensions(), (1242, 375 + 1242));
+
+    // The middle of the car's rear bottom edge (corners 2 and 3 face the camera) is car green.
+    let calib = geom::Calib::kitti_reference();
+    let c = car.box3d.corners_rect();
+    let mid = (c[2].coords + c[3].coords) / 2.0;
+    let [u, v] = calib
+        .project_rect_to_image(geom::Camera::Cam2, &mid.into())
+        .unwrap();
+    assert_eq!(shown.get_pixel(u as u32, v as u32).0, [0, 230, 0]);
+    // The DontCare region's top edge is grey.
+    assert_eq!(shown.get_pixel(150, 150).0, [150, 150, 150]);
+    // LIDAR points on the ground below the car land in the image, coloured by depth (the image is grey).
+    let coloured = (290..375)
+        .flat_map(|y| (0..1242).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let p = shown.get_pixel(x, y).0;
+            p[0] != p[1] || p[1] != p[2]
+        })
+        .count();
+    assert!(coloured > 100, "{coloured}");
+}
+
+#[test]
+fn show_frame_names_a_missing_calibration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_synthetic_frame(dir.path());
+    std::fs::remove_file(dir.path().join("training/calib/000007.txt")).unwrap();
+    let out = dir.path().join("frame.png");
+    let output = xtask()
+        .arg("show-frame")
+        .arg(dir.path())
+        .args(["000007", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("training/calib/000007.txt"), "{stderr}");
+    assert!(!out.exists());
+}

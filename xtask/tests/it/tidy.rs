@@ -71,7 +71,7 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("geom", &[][..]),
         ("kitti", &["geom"][..]),
         ("sim", &["geom", "kitti"][..]),
-        ("xtask", &["geom", "kitti"][..]),
+        ("xtask", &["geom", "kitti", "sim"][..]),
     ])
 }
 
