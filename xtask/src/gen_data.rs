@@ -227,3 +227,32 @@ impl FrameStats {
         self.points += o.points;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_config_holds_the_defaults() {
+        let path = crate::root().join("configs/sim.toml");
+        let config = load_config(Some(&path), Domain::default()).unwrap();
+        assert_eq!(config, FrameConfig::default());
+    }
+
+    #[test]
+    fn a_partial_config_overrides_only_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[lidar]\nazimuth_step_deg = 0.18\n").unwrap();
+        let config = load_config(Some(&path), Domain::Clean).unwrap();
+        assert_eq!(config.lidar.azimuth_step_deg, 0.18);
+        assert_eq!(
+            config.lidar.beam_elevations_deg,
+            FrameConfig::default().lidar.beam_elevations_deg
+        );
+        assert_eq!(config.domain, Domain::Clean);
+        std::fs::write(&path, "[lidar]\nazimuth_step_deg = \"wide\"\n").unwrap();
+        let err = load_config(Some(&path), Domain::Clean).unwrap_err();
+        assert!(format!("{err:#}").contains("c.toml"), "{err:#}");
+    }
+}
