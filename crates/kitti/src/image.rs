@@ -69,20 +69,26 @@ impl DepthMap {
     }
 }
 
-/// Reads a KITTI depth PNG. The file must be 16-bit greyscale.
-pub fn read_depth_png(path: &Path) -> Result<DepthMap> {
+/// Decodes a 16-bit greyscale image; any other format is an error saying `expected`.
+fn read_luma16(path: &Path, expected: &'static str) -> Result<ImageBuffer<Luma<u16>, Vec<u16>>> {
     let bytes = io::read(path)?;
     let img = ::image::load_from_memory(&bytes).map_err(|source| KittiError::Image {
         path: path.into(),
         source,
     })?;
-    let DynamicImage::ImageLuma16(buf) = img else {
-        return Err(KittiError::ImageFormat {
+    match img {
+        DynamicImage::ImageLuma16(buf) => Ok(buf),
+        other => Err(KittiError::ImageFormat {
             path: path.into(),
-            expected: "16-bit greyscale PNG (metres × 256)",
-            found: format!("{:?}", img.color()),
-        });
-    };
+            expected,
+            found: format!("{:?}", other.color()),
+        }),
+    }
+}
+
+/// Reads a KITTI depth PNG. The file must be 16-bit greyscale.
+pub fn read_depth_png(path: &Path) -> Result<DepthMap> {
+    let buf = read_luma16(path, "16-bit greyscale PNG (metres × 256)")?;
     Ok(DepthMap {
         width: buf.width(),
         height: buf.height(),
@@ -151,18 +157,7 @@ impl InstanceMap {
 
 /// Reads a 16-bit greyscale instance PNG.
 pub fn read_instance_png(path: &Path) -> Result<InstanceMap> {
-    let bytes = io::read(path)?;
-    let img = ::image::load_from_memory(&bytes).map_err(|source| KittiError::Image {
-        path: path.into(),
-        source,
-    })?;
-    let DynamicImage::ImageLuma16(buf) = img else {
-        return Err(KittiError::ImageFormat {
-            path: path.into(),
-            expected: "16-bit greyscale PNG (instance ids)",
-            found: format!("{:?}", img.color()),
-        });
-    };
+    let buf = read_luma16(path, "16-bit greyscale PNG (instance ids)")?;
     Ok(InstanceMap {
         width: buf.width(),
         height: buf.height(),

@@ -732,56 +732,23 @@ fn rasterise_band(
 mod tests {
     use super::*;
     use crate::mesh::TriMesh;
-    use crate::scene::{ObjectClass, RoadLayout, SceneObject, ShapeRef, Surface};
+    use crate::scene::{ObjectClass, SceneObject, Surface};
     use crate::world::{Ground, LIDAR_MOUNT_HEIGHT_M};
     use nalgebra::Isometry3;
 
     const W: u32 = 1242;
     const H: u32 = 375;
 
-    /// A closed axis-aligned box in the model frame: `length` along z, `width` along x, `height` up.
-    pub(crate) fn box_mesh(length_m: f32, width_m: f32, height_m: f32) -> TriMesh {
-        let (l, w) = (length_m / 2.0, width_m / 2.0);
-        let ring = |z: f32| {
-            vec![
-                Point3::new(-w, 0.0, z),
-                Point3::new(w, 0.0, z),
-                Point3::new(w, height_m, z),
-                Point3::new(-w, height_m, z),
-            ]
-        };
-        let mut m = TriMesh::new();
-        m.push_closed_loft(&[ring(-l), ring(l)], Material::Body);
-        m
-    }
+    use crate::scene::testing::{cuboid as box_mesh, scene};
 
     fn object(mesh: TriMesh, velo_from_model: Isometry3<f64>) -> SceneObject {
-        SceneObject {
-            class: ObjectClass::Car,
-            shape: ShapeRef::Procedural {
-                kind: "test".into(),
-                seed: 0,
-            },
+        crate::scene::testing::object(
+            ObjectClass::Car,
             mesh,
             velo_from_model,
-            colour_rgb: [0.5, 0.1, 0.1],
-            surface: Surface::CarPaint,
-            dont_care: false,
-        }
-    }
-
-    fn scene(objects: Vec<SceneObject>) -> Scene {
-        Scene {
-            ground: Ground::level(LIDAR_MOUNT_HEIGHT_M),
-            road: RoadLayout {
-                right_edge_y_m: -5.25,
-                left_edge_y_m: 5.25,
-                lane_lines_y_m: vec![-1.75, 1.75],
-                sidewalk_width_m: 2.5,
-                cross_street: None,
-            },
-            objects,
-        }
+            [0.5, 0.1, 0.1],
+            Surface::CarPaint,
+        )
     }
 
     /// A box standing on the ground at `(x, y)`, its length along velo x.

@@ -389,36 +389,19 @@ mod tests {
     use super::*;
     use crate::ShapeLibrary;
     use crate::mesh::TriMesh;
-    use crate::scene::{ObjectClass, RoadLayout, SceneObject, ShapeRef};
+    use crate::scene::ObjectClass;
     use crate::world::{Ground, LIDAR_MOUNT_HEIGHT_M};
     use nalgebra::Isometry3;
 
     fn scene_with(objects: Vec<(TriMesh, Isometry3<f64>, ObjectClass, Surface)>) -> Scene {
-        Scene {
-            ground: Ground::level(LIDAR_MOUNT_HEIGHT_M),
-            road: RoadLayout {
-                right_edge_y_m: -5.0,
-                left_edge_y_m: 5.0,
-                lane_lines_y_m: vec![0.0],
-                sidewalk_width_m: 2.0,
-                cross_street: None,
-            },
-            objects: objects
+        crate::scene::testing::scene(
+            objects
                 .into_iter()
-                .map(|(mesh, velo_from_model, class, surface)| SceneObject {
-                    class,
-                    shape: ShapeRef::Procedural {
-                        kind: "test".into(),
-                        seed: 0,
-                    },
-                    mesh,
-                    velo_from_model,
-                    colour_rgb: [0.5, 0.5, 0.5],
-                    surface,
-                    dont_care: false,
+                .map(|(mesh, pose, class, surface)| {
+                    crate::scene::testing::object(class, mesh, pose, [0.5, 0.5, 0.5], surface)
                 })
                 .collect(),
-        }
+        )
     }
 
     fn run(model: &LidarModel, scene: &Scene, seed: u64) -> LidarScan {
@@ -429,17 +412,7 @@ mod tests {
 
     /// A box in the model frame: x in ±half_width, y in 0..height, z in ±half_depth.
     fn box_mesh(half_width_m: f32, height_m: f32, half_depth_m: f32) -> TriMesh {
-        let ring = |z: f32| {
-            vec![
-                Point3::new(-half_width_m, 0.0, z),
-                Point3::new(half_width_m, 0.0, z),
-                Point3::new(half_width_m, height_m, z),
-                Point3::new(-half_width_m, height_m, z),
-            ]
-        };
-        let mut m = TriMesh::new();
-        m.push_closed_loft(&[ring(-half_depth_m), ring(half_depth_m)], Material::Body);
-        m
+        crate::scene::testing::cuboid(2.0 * half_depth_m, 2.0 * half_width_m, height_m)
     }
 
     /// A concrete wall facing the sensor, 20 m wide and 6 m tall, its front face 10 m ahead.

@@ -761,6 +761,63 @@ pub fn generate_scene(library: &ShapeLibrary, config: &SceneConfig, seed: u64) -
     }
 }
 
+/// Builders shared by the unit tests of the sensor modules.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::mesh::Material;
+    use nalgebra::Point3;
+
+    /// A closed box in the model frame: `length_m` along z, `width_m` along x, `height_m` up from 0.
+    pub(crate) fn cuboid(length_m: f32, width_m: f32, height_m: f32) -> TriMesh {
+        let mut m = TriMesh::new();
+        clutter::push_box(
+            &mut m,
+            Point3::new(-width_m / 2.0, 0.0, -length_m / 2.0),
+            Point3::new(width_m / 2.0, height_m, length_m / 2.0),
+            Material::Body,
+        );
+        m
+    }
+
+    /// A labelled-or-not test object with a procedural shape reference.
+    pub(crate) fn object(
+        class: ObjectClass,
+        mesh: TriMesh,
+        velo_from_model: Isometry3<f64>,
+        colour_rgb: [f32; 3],
+        surface: Surface,
+    ) -> SceneObject {
+        SceneObject {
+            class,
+            shape: ShapeRef::Procedural {
+                kind: "test".into(),
+                seed: 0,
+            },
+            mesh,
+            velo_from_model,
+            colour_rgb,
+            surface,
+            dont_care: false,
+        }
+    }
+
+    /// A level road (two 3.5 m lanes each way of the centre, 2.5 m sidewalks) holding `objects`.
+    pub(crate) fn scene(objects: Vec<SceneObject>) -> Scene {
+        Scene {
+            ground: Ground::level(LIDAR_MOUNT_HEIGHT_M),
+            road: RoadLayout {
+                right_edge_y_m: -5.25,
+                left_edge_y_m: 5.25,
+                lane_lines_y_m: vec![-1.75, 1.75],
+                sidewalk_width_m: 2.5,
+                cross_street: None,
+            },
+            objects,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -948,7 +948,6 @@ mod tests {
     use super::*;
     use crate::camera::{PixelRays, render_geometry};
     use crate::mesh::TriMesh;
-    use crate::scene::{RoadLayout, ShapeRef};
     use crate::world::{Ground, LIDAR_MOUNT_HEIGHT_M};
     use image::Rgb as Px;
     use rand::SeedableRng;
@@ -956,21 +955,7 @@ mod tests {
     const W: u32 = 1242;
     const H: u32 = 375;
 
-    /// A closed box in the model frame: `length` along z, `width` along x, `height` up from y = 0.
-    fn cuboid(length_m: f32, width_m: f32, height_m: f32) -> TriMesh {
-        let (l, w) = (length_m / 2.0, width_m / 2.0);
-        let ring = |z: f32| {
-            vec![
-                Point3::new(-w, 0.0, z),
-                Point3::new(w, 0.0, z),
-                Point3::new(w, height_m, z),
-                Point3::new(-w, height_m, z),
-            ]
-        };
-        let mut m = TriMesh::new();
-        m.push_closed_loft(&[ring(-l), ring(l)], Material::Body);
-        m
-    }
+    use crate::scene::testing::{cuboid, scene};
 
     fn object(
         class: ObjectClass,
@@ -979,32 +964,8 @@ mod tests {
         colour_rgb: [f32; 3],
         surface: Surface,
     ) -> SceneObject {
-        SceneObject {
-            class,
-            shape: ShapeRef::Procedural {
-                kind: "test".into(),
-                seed: 0,
-            },
-            mesh,
-            velo_from_model: Ground::level(LIDAR_MOUNT_HEIGHT_M).velo_from_model(at.0, at.1, at.2),
-            colour_rgb,
-            surface,
-            dont_care: false,
-        }
-    }
-
-    fn scene(objects: Vec<SceneObject>) -> Scene {
-        Scene {
-            ground: Ground::level(LIDAR_MOUNT_HEIGHT_M),
-            road: RoadLayout {
-                right_edge_y_m: -5.25,
-                left_edge_y_m: 5.25,
-                lane_lines_y_m: vec![-1.75, 1.75],
-                sidewalk_width_m: 2.5,
-                cross_street: None,
-            },
-            objects,
-        }
+        let pose = Ground::level(LIDAR_MOUNT_HEIGHT_M).velo_from_model(at.0, at.1, at.2);
+        crate::scene::testing::object(class, mesh, pose, colour_rgb, surface)
     }
 
     fn car_scene() -> Scene {
