@@ -199,15 +199,26 @@ pub fn generate_frame(library: &ShapeLibrary, config: &FrameConfig, seed: u64) -
     let sub = |s: u64| splitmix64(seed ^ s);
     let calib = Calib::kitti_reference();
     let camera = Camera::Cam2;
-    let scene = generate_scene(library, &config.scene, seed);
+    let scene = {
+        let _span = tracing::debug_span!("scene").entered();
+        generate_scene(library, &config.scene, seed)
+    };
     let world = scene.world_mesh();
 
-    let (geometry, coverage) = render_geometry(&scene, &world, &calib, camera, config.width, config.height);
-    let lighting = Lighting::sample(config.domain, &mut StdRng::seed_from_u64(sub(salt::LIGHT)));
-    let image = shade(&geometry, &scene, &calib, camera, &lighting, sub(salt::SHADE));
+    let (geometry, coverage, lighting, image) = {
+        let _span = tracing::debug_span!("camera").entered();
+        let (geometry, coverage) =
+            render_geometry(&scene, &world, &calib, camera, config.width, config.height);
+        let lighting = Lighting::sample(config.domain, &mut StdRng::seed_from_u64(sub(salt::LIGHT)));
+        let image = shade(&geometry, &scene, &calib, camera, &lighting, sub(salt::SHADE));
+        (geometry, coverage, lighting, image)
+    };
 
-    let bvh = Bvh::build(&world);
-    let scan = scan(&config.lidar, &scene, &world, &bvh, sub(salt::LIDAR));
+    let scan = {
+        let _span = tracing::debug_span!("lidar").entered();
+        let bvh = Bvh::build(&world);
+        scan(&config.lidar, &scene, &world, &bvh, sub(salt::LIDAR))
+    };
     let mut points_per_object = vec![0usize; scene.objects.len()];
     for &o in &scan.object {
         if let Some(n) = points_per_object.get_mut(o as usize) {
@@ -261,8 +272,14 @@ pub fn generate_frame(library: &ShapeLibrary, config: &FrameConfig, seed: u64) -
         visible_fraction: &visible_fraction,
         clutter: &clutter,
     };
-    let detections = detect(&config.detector, &truth, sub(salt::DETECT));
-    let mono_depth = simulate_mono_depth(&config.mono_depth, &depth, sub(salt::DEPTH));
+    let detections = {
+        let _span = tracing::debug_span!("detector").entered();
+        detect(&config.detector, &truth, sub(salt::DETECT))
+    };
+    let mono_depth = {
+        let _span = tracing::debug_span!("mono_depth").entered();
+        simulate_mono_depth(&config.mono_depth, &depth, sub(salt::DEPTH))
+    };
 
     Frame {
         scene,
