@@ -71,6 +71,7 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("geom", &[][..]),
         ("kitti", &["geom"][..]),
         ("sim", &["geom", "kitti"][..]),
+        ("deepsdf", &["geom", "kitti", "sim"][..]),
         ("xtask", &["geom", "kitti", "sim"][..]),
     ])
 }

@@ -1,0 +1,8 @@
+//! The DeepSDF shape prior (work in progress): signed-distance samples from meshes and the decoder.
+
+pub mod decoder;
+mod error;
+pub mod samples;
+
+pub use decoder::{Decoder, DecoderConfig};
+pub use error::{DeepSdfError, Result};

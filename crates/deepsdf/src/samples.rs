@@ -1,0 +1,1 @@
+//! Signed-distance samples from triangle meshes.
