@@ -3,6 +3,8 @@
 pub mod decoder;
 mod error;
 pub mod samples;
+pub mod surface;
+pub mod train;
 
 pub use decoder::{Decoder, DecoderConfig};
 pub use error::{DeepSdfError, Result};
