@@ -2,6 +2,8 @@
 
 pub mod decoder;
 mod error;
+pub mod fit;
+pub mod prior;
 pub mod samples;
 pub mod surface;
 pub mod train;
