@@ -2,10 +2,12 @@
 //! repository root (found from `CARGO_MANIFEST_DIR`), so the commands work from any directory.
 
 mod eval;
+mod eval_sdf;
 mod gen_data;
 mod gen_eval_set;
 mod plot;
 mod show_frame;
+mod train_sdf;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -33,6 +35,10 @@ enum Command {
     /// Draws one KITTI-layout frame as a PNG to look at: the camera image with projected LIDAR points,
     /// 3D label boxes, DontCare regions and 2D detections, over a bird's-eye view of points and boxes.
     ShowFrame(show_frame::Args),
+    /// Trains the DeepSDF shape prior on the car library → data/weights/deepsdf.safetensors.
+    TrainSdf(train_sdf::Args),
+    /// Evaluates the shape prior: Chamfer distance of training and held-out cars, in metres.
+    EvalSdf(eval_sdf::Args),
 }
 
 /// The repository root.
@@ -56,5 +62,7 @@ fn main() -> anyhow::Result<()> {
         Command::GenEvalSet(args) => gen_eval_set::run(args),
         Command::GenData(args) => gen_data::run(args),
         Command::ShowFrame(args) => show_frame::run(args),
+        Command::TrainSdf(args) => train_sdf::run(args),
+        Command::EvalSdf(args) => eval_sdf::run(args),
     }
 }

@@ -149,7 +149,11 @@ impl Decoder {
                 h = Tensor::cat(&[&h, input], D::Minus1)?;
             }
             h = h.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor())?;
-            h = if k == last { h.tanh()? } else { candle_nn::ops::silu(&h)? };
+            h = if k == last {
+                h.tanh()?
+            } else {
+                candle_nn::ops::silu(&h)?
+            };
         }
         Ok(h.squeeze(D::Minus1)?)
     }
@@ -178,7 +182,11 @@ impl Decoder {
 
     /// f and its gradient with respect to the whole input (`∂f/∂z` for the `latent_dim` unit-latent
     /// entries, then `∂f/∂x`), for one latent at `points`: `(values, gradients [n][latent_dim + 3])`.
-    pub fn eval_with_gradient(&self, latent: &[f32], points: &[[f32; 3]]) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
+    pub fn eval_with_gradient(
+        &self,
+        latent: &[f32],
+        points: &[[f32; 3]],
+    ) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
         if points.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
@@ -238,10 +246,18 @@ mod tests {
             width: 16,
             depth: 4,
         };
-        assert_eq!(c.layer_shapes(), vec![(6, 16), (16, 16), (22, 16), (16, 16), (16, 1)]);
-        assert_eq!(c.parameter_count(), 6 * 16 + 16 + 16 * 16 + 16 + 22 * 16 + 16 + 16 * 16 + 16 + 16 + 1);
+        assert_eq!(
+            c.layer_shapes(),
+            vec![(6, 16), (16, 16), (22, 16), (16, 16), (16, 1)]
+        );
+        assert_eq!(
+            c.parameter_count(),
+            6 * 16 + 16 + 16 * 16 + 16 + 22 * 16 + 16 + 16 * 16 + 16 + 16 + 1
+        );
         let d = small();
-        let out = d.eval(&[1.0, 0.0, 0.0], &[[0.1, 0.2, 0.3], [0.0, 0.0, 0.0]]).unwrap();
+        let out = d
+            .eval(&[1.0, 0.0, 0.0], &[[0.1, 0.2, 0.3], [0.0, 0.0, 0.0]])
+            .unwrap();
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|v| v.abs() < 1.0));
     }
@@ -276,7 +292,11 @@ mod tests {
                 d.forward(&input).unwrap().to_vec1::<f32>().unwrap()[0]
             };
             let fd = (eval(&plus) - eval(&minus)) / (2.0 * h);
-            assert!((fd - g[0][i]).abs() < 2e-3 * (1.0 + fd.abs()), "input {i}: analytic {} fd {fd}", g[0][i]);
+            assert!(
+                (fd - g[0][i]).abs() < 2e-3 * (1.0 + fd.abs()),
+                "input {i}: analytic {} fd {fd}",
+                g[0][i]
+            );
         }
     }
 }

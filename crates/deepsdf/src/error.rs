@@ -27,6 +27,10 @@ pub enum DeepSdfError {
         /// What is wrong.
         message: String,
     },
+    /// An input is outside its domain (a triangle index past the vertex list, a non-finite
+    /// coordinate, a non-positive scale, a grid whose size does not match its values, …).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     /// Nothing to work with (no shapes, no observations, …).
     #[error("{0}")]
     Empty(String),

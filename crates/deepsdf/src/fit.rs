@@ -44,13 +44,18 @@ pub struct Fit {
 }
 
 fn mean_abs(decoder: &Decoder, latent: &[f32], points: &[[f32; 3]]) -> Result<f64> {
-    let f = decoder.eval(latent, points)?;
+    let f = crate::fast::FastDecoder::new(decoder)?.eval(&normalised(latent), points);
     Ok(f.iter().map(|v| v.abs() as f64).sum::<f64>() / f.len().max(1) as f64)
 }
 
 /// Fits a code to `observations` (canonical units), starting from the best of `starts` (e.g. the
 /// training latents).
-pub fn fit_latent(decoder: &Decoder, observations: &[[f32; 3]], starts: &[Vec<f32>], config: &FitConfig) -> Result<Fit> {
+pub fn fit_latent(
+    decoder: &Decoder,
+    observations: &[[f32; 3]],
+    starts: &[Vec<f32>],
+    config: &FitConfig,
+) -> Result<Fit> {
     if observations.is_empty() || starts.is_empty() {
         return Err(DeepSdfError::Empty(
             "latent fitting needs observations and at least one starting code".into(),
@@ -72,7 +77,11 @@ pub fn fit_latent(decoder: &Decoder, observations: &[[f32; 3]], starts: &[Vec<f3
     let device = Device::Cpu;
     let n = observations.len();
     let code = Var::from_tensor(&Tensor::from_vec(normalised(start), (1, dim), &device)?)?;
-    let xyz = Tensor::from_vec(observations.iter().flatten().copied().collect::<Vec<f32>>(), (n, 3), &device)?;
+    let xyz = Tensor::from_vec(
+        observations.iter().flatten().copied().collect::<Vec<f32>>(),
+        (n, 3),
+        &device,
+    )?;
     let mut opt = AdamW::new(
         vec![code.clone()],
         ParamsAdamW {

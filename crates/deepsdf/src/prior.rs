@@ -77,11 +77,23 @@ impl ShapePrior {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         for (k, (w, b)) in self.decoder.tensors().iter().enumerate() {
-            buffers.push((format!("decoder.{k}.weight"), w.dims().to_vec(), bytes_of(&w.flatten_all()?.to_vec1()?)));
-            buffers.push((format!("decoder.{k}.bias"), b.dims().to_vec(), bytes_of(&b.to_vec1()?)));
+            buffers.push((
+                format!("decoder.{k}.weight"),
+                w.dims().to_vec(),
+                bytes_of(&w.flatten_all()?.to_vec1()?),
+            ));
+            buffers.push((
+                format!("decoder.{k}.bias"),
+                b.dims().to_vec(),
+                bytes_of(&b.to_vec1()?),
+            ));
         }
         let flat: Vec<f32> = self.latents.iter().flatten().copied().collect();
-        buffers.push(("latents".into(), vec![self.latents.len(), self.latent_dim()], bytes_of(&flat)));
+        buffers.push((
+            "latents".into(),
+            vec![self.latents.len(), self.latent_dim()],
+            bytes_of(&flat),
+        ));
         let views = buffers
             .iter()
             .map(|(name, shape, data)| {
@@ -112,9 +124,10 @@ impl ShapePrior {
 
     /// Parses a prior; `path` only names the source in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
-        let st = SafeTensors::deserialize(bytes).map_err(|e| weights_err(path, format!("not a safetensors file: {e}")))?;
-        let (_, header) =
-            SafeTensors::read_metadata(bytes).map_err(|e| weights_err(path, format!("unreadable header: {e}")))?;
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| weights_err(path, format!("not a safetensors file: {e}")))?;
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| weights_err(path, format!("unreadable header: {e}")))?;
         let meta_text = header
             .metadata()
             .as_ref()
@@ -123,14 +136,20 @@ impl ShapePrior {
         let meta: PriorMetadata =
             serde_json::from_str(meta_text).map_err(|e| weights_err(path, format!("bad metadata: {e}")))?;
         if meta.format != FORMAT {
-            return Err(weights_err(path, format!("format {:?}, expected {FORMAT:?}", meta.format)));
+            return Err(weights_err(
+                path,
+                format!("format {:?}, expected {FORMAT:?}", meta.format),
+            ));
         }
         let tensor = |name: &str| -> Result<Tensor> {
             let view = st
                 .tensor(name)
                 .map_err(|e| weights_err(path, format!("tensor {name}: {e}")))?;
             if view.dtype() != Dtype::F32 {
-                return Err(weights_err(path, format!("tensor {name} is {:?}, expected F32", view.dtype())));
+                return Err(weights_err(
+                    path,
+                    format!("tensor {name} is {:?}, expected F32", view.dtype()),
+                ));
             }
             let data: Vec<f32> = view
                 .data()
@@ -141,11 +160,19 @@ impl ShapePrior {
         };
         let layers = meta.decoder.layer_shapes().len();
         let tensors = (0..layers)
-            .map(|k| Ok((tensor(&format!("decoder.{k}.weight"))?, tensor(&format!("decoder.{k}.bias"))?)))
+            .map(|k| {
+                Ok((
+                    tensor(&format!("decoder.{k}.weight"))?,
+                    tensor(&format!("decoder.{k}.bias"))?,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
-        let decoder = Decoder::from_tensors(meta.decoder.clone(), tensors).map_err(|e| weights_err(path, e.to_string()))?;
+        let decoder = Decoder::from_tensors(meta.decoder.clone(), tensors)
+            .map_err(|e| weights_err(path, e.to_string()))?;
         let latents: Vec<Vec<f32>> = tensor("latents")?.to_vec2()?;
-        if latents.len() != meta.shape_names.len() || latents.iter().any(|z| z.len() != meta.decoder.latent_dim) {
+        if latents.len() != meta.shape_names.len()
+            || latents.iter().any(|z| z.len() != meta.decoder.latent_dim)
+        {
             return Err(weights_err(
                 path,
                 format!(
@@ -156,7 +183,11 @@ impl ShapePrior {
                 ),
             ));
         }
-        Ok(ShapePrior { decoder, latents, meta })
+        Ok(ShapePrior {
+            decoder,
+            latents,
+            meta,
+        })
     }
 }
 
@@ -193,7 +224,10 @@ mod tests {
         assert_eq!(q.latents, p.latents);
         assert_eq!(q.meta, p.meta);
         let x = [[0.1f32, 0.2, 0.3]];
-        assert_eq!(q.decoder.eval(&p.latents[1], &x).unwrap(), p.decoder.eval(&p.latents[1], &x).unwrap());
+        assert_eq!(
+            q.decoder.eval(&p.latents[1], &x).unwrap(),
+            p.decoder.eval(&p.latents[1], &x).unwrap()
+        );
         assert_eq!(p.to_bytes().unwrap(), q.to_bytes().unwrap());
     }
 
@@ -203,7 +237,13 @@ mod tests {
         let path = dir.path().join("bad.safetensors");
         std::fs::write(&path, b"definitely not safetensors").unwrap();
         let err = ShapePrior::load(&path).unwrap_err();
-        assert!(matches!(err, DeepSdfError::Weights { .. }) && err.to_string().contains("bad.safetensors"), "{err}");
-        assert!(matches!(ShapePrior::load(&dir.path().join("missing")).unwrap_err(), DeepSdfError::Io { .. }));
+        assert!(
+            matches!(err, DeepSdfError::Weights { .. }) && err.to_string().contains("bad.safetensors"),
+            "{err}"
+        );
+        assert!(matches!(
+            ShapePrior::load(&dir.path().join("missing")).unwrap_err(),
+            DeepSdfError::Io { .. }
+        ));
     }
 }

@@ -15,6 +15,7 @@
 
 use crate::decoder::{Decoder, normalised};
 use crate::error::Result;
+use crate::fast::FastDecoder;
 use serde::{Deserialize, Serialize};
 
 /// Settings of the extraction.
@@ -69,7 +70,16 @@ impl Surface {
 }
 
 /// The centres of the cells near the surface after the coarse-to-fine search, and the finest cell size.
-pub fn near_surface_cells(decoder: &Decoder, latent: &[f32], config: &SurfaceConfig) -> Result<(Vec<[f32; 3]>, f32)> {
+pub fn near_surface_cells(
+    decoder: &Decoder,
+    latent: &[f32],
+    config: &SurfaceConfig,
+) -> Result<(Vec<[f32; 3]>, f32)> {
+    let fast = FastDecoder::new(decoder)?;
+    Ok(cells_near_surface(&fast, &normalised(latent), config))
+}
+
+fn cells_near_surface(fast: &FastDecoder, unit: &[f32], config: &SurfaceConfig) -> (Vec<[f32; 3]>, f32) {
     let n = config.coarse_cells.max(1);
     let mut size = 2.0 / n as f32;
     let mut centres: Vec<[f32; 3]> = Vec::with_capacity(n * n * n);
@@ -82,7 +92,7 @@ pub fn near_surface_cells(decoder: &Decoder, latent: &[f32], config: &SurfaceCon
         }
     }
     for level in 0..=config.levels {
-        let f = decoder.eval(latent, &centres)?;
+        let f = fast.eval(unit, &centres);
         let limit = config.keep_factor * size * 3f32.sqrt() / 2.0;
         let kept: Vec<[f32; 3]> = centres
             .iter()
@@ -91,7 +101,7 @@ pub fn near_surface_cells(decoder: &Decoder, latent: &[f32], config: &SurfaceCon
             .map(|(c, _)| *c)
             .collect();
         if level == config.levels {
-            return Ok((kept, size));
+            return (kept, size);
         }
         let q = size / 4.0;
         centres = kept
@@ -105,13 +115,25 @@ pub fn near_surface_cells(decoder: &Decoder, latent: &[f32], config: &SurfaceCon
             .collect();
         size /= 2.0;
     }
-    Ok((centres, size))
+    (centres, size)
 }
 
 /// Extracts surface points of the shape with code `latent` (any length; normalised inside).
-pub fn extract_surface(decoder: &Decoder, latent: &[f32], config: &SurfaceConfig, with_jacobian: bool) -> Result<Surface> {
-    let (seeds, _) = near_surface_cells(decoder, latent, config)?;
-    project(decoder, latent, &seeds, config.max_residual_units, with_jacobian)
+pub fn extract_surface(
+    decoder: &Decoder,
+    latent: &[f32],
+    config: &SurfaceConfig,
+    with_jacobian: bool,
+) -> Result<Surface> {
+    let fast = FastDecoder::new(decoder)?;
+    let (seeds, _) = cells_near_surface(&fast, &normalised(latent), config);
+    Ok(project_fast(
+        &fast,
+        latent,
+        &seeds,
+        config.max_residual_units,
+        with_jacobian,
+    ))
 }
 
 /// Projects `seeds` onto the 0-isosurface of `latent`'s shape (one Newton step along the normal)
@@ -123,10 +145,27 @@ pub fn project(
     max_residual_units: f32,
     with_jacobian: bool,
 ) -> Result<Surface> {
-    let dim = decoder.config.latent_dim;
+    let fast = FastDecoder::new(decoder)?;
+    Ok(project_fast(
+        &fast,
+        latent,
+        seeds,
+        max_residual_units,
+        with_jacobian,
+    ))
+}
+
+fn project_fast(
+    fast: &FastDecoder,
+    latent: &[f32],
+    seeds: &[[f32; 3]],
+    max_residual_units: f32,
+    with_jacobian: bool,
+) -> Surface {
+    let dim = latent.len();
     let unit = normalised(latent);
     let code_norm = latent.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-    let (f, grad) = decoder.eval_with_gradient(&unit, seeds)?;
+    let (f, grad) = fast.eval_with_gradient(&unit, seeds);
     let mut points = Vec::with_capacity(seeds.len());
     let mut normals = Vec::with_capacity(seeds.len());
     let mut keep_grad = Vec::new();
@@ -157,7 +196,7 @@ pub fn project(
             keep_grad.push(jac);
         }
     }
-    let residual = decoder.eval(&unit, &points)?;
+    let residual = fast.eval(&unit, &points);
     let mut out = Surface::default();
     for (i, r) in residual.iter().enumerate() {
         if r.abs() < max_residual_units {
@@ -170,7 +209,31 @@ pub fn project(
             }
         }
     }
-    Ok(out)
+    out
+}
+
+/// The decoded shape as a closed mesh in canonical units: f sampled at the vertices of a grid of
+/// `resolution` cells per axis over [−1.05, 1.05]³ (a margin so that the zero set never touches the
+/// grid's boundary), then marching tetrahedra.
+pub fn decode_mesh(decoder: &Decoder, latent: &[f32], resolution: usize) -> Result<sim::TriMesh> {
+    let cells = resolution.max(2);
+    let n = cells + 1;
+    let half = 1.05f32;
+    let spacing = 2.0 * half / cells as f32;
+    let mut points = Vec::with_capacity(n * n * n);
+    for k in 0..n {
+        for j in 0..n {
+            for i in 0..n {
+                points.push([
+                    -half + i as f32 * spacing,
+                    -half + j as f32 * spacing,
+                    -half + k as f32 * spacing,
+                ]);
+            }
+        }
+    }
+    let values = FastDecoder::new(decoder)?.eval(&normalised(latent), &points);
+    crate::marching::marching_tetrahedra(&values, [n, n, n], [-half; 3], spacing)
 }
 
 #[cfg(test)]
@@ -229,7 +292,10 @@ mod tests {
         // The ellipsoid's extent: |x| reaches about 0.6, |y| about 0.3.
         let max_x = s.points.iter().fold(0.0f32, |m, p| m.max(p[0].abs()));
         let max_y = s.points.iter().fold(0.0f32, |m, p| m.max(p[1].abs()));
-        assert!((max_x - 0.6).abs() < 0.08 && (max_y - 0.3).abs() < 0.08, "{max_x} {max_y}");
+        assert!(
+            (max_x - 0.6).abs() < 0.08 && (max_y - 0.3).abs() < 0.08,
+            "{max_x} {max_y}"
+        );
         for (p, n) in s.points.iter().zip(&s.normals) {
             // Outward normals of a convex shape point away from the centre.
             assert!(p[0] * n[0] + p[1] * n[1] + p[2] * n[2] > 0.0);
@@ -260,10 +326,25 @@ mod tests {
                 for r in 0..3 {
                     let fd = -s.normals[i][r] * (fp[i] - fm[i]) / (2.0 * h);
                     let an = s.jacobian[i][r * 3 + k];
-                    assert!((fd - an).abs() < 2e-3 + 0.05 * fd.abs(), "point {i} row {r} code {k}: {an} vs {fd}");
+                    assert!(
+                        (fd - an).abs() < 2e-3 + 0.05 * fd.abs(),
+                        "point {i} row {r} code {k}: {an} vs {fd}"
+                    );
                 }
             }
         }
+    }
+
+    #[test]
+    fn decoded_meshes_are_closed_and_match_the_surface_points() {
+        let (decoder, latents) = trained();
+        let mesh = decode_mesh(decoder, &latents[0], 40).unwrap();
+        assert!(mesh.is_watertight());
+        assert!(mesh.signed_volume() > 0.0);
+        let s = extract_surface(decoder, &latents[0], &SurfaceConfig::default(), false).unwrap();
+        let vertices: Vec<[f32; 3]> = mesh.vertices.iter().map(|v| [v.x, v.y, v.z]).collect();
+        let d = crate::chamfer::chamfer_distance(&vertices, &s.points).unwrap();
+        assert!(d < 0.03, "chamfer {d}");
     }
 
     #[test]

@@ -60,11 +60,11 @@ impl Default for TrainConfig {
         TrainConfig {
             decoder: DecoderConfig::default(),
             seed: 0,
-            steps: 6000,
+            steps: 8000,
             shapes_per_batch: 16,
             points_per_shape: 512,
-            lr_decoder: 1e-3,
-            lr_latent: 3e-3,
+            lr_decoder: 2e-3,
+            lr_latent: 5e-3,
             clamp_units: 0.1,
             code_reg_weight: 1e-3,
             uniformity_weight: 1e-3,
@@ -109,8 +109,16 @@ fn lr_factor(step: usize, steps: usize) -> f64 {
 
 /// Trains the auto-decoder on `shapes` (one sample set per shape). `progress(step, loss)` is called
 /// after every step (for a progress bar); the loss curve keeps every 10th step.
-pub fn train(shapes: &[SdfSamples], config: &TrainConfig, mut progress: impl FnMut(usize, f64)) -> Result<Trained> {
-    if shapes.is_empty() || shapes.iter().any(|s| s.points.is_empty() || s.points.len() != s.sdf.len()) {
+pub fn train(
+    shapes: &[SdfSamples],
+    config: &TrainConfig,
+    mut progress: impl FnMut(usize, f64),
+) -> Result<Trained> {
+    if shapes.is_empty()
+        || shapes
+            .iter()
+            .any(|s| s.points.is_empty() || s.points.len() != s.sdf.len())
+    {
         return Err(DeepSdfError::Empty(
             "training needs at least one shape, each with as many SDF values as points".into(),
         ));
@@ -188,7 +196,10 @@ pub fn train(shapes: &[SdfSamples], config: &TrainConfig, mut progress: impl FnM
         let raw = codes.as_tensor().index_select(&idx, 0)?; // [b, L]
         let norm = raw.sqr()?.sum_keepdim(1)?.sqrt()?; // [b, 1]
         let unit = raw.broadcast_div(&norm)?;
-        let z = unit.unsqueeze(1)?.broadcast_as((b, p, latent_dim))?.reshape((b * p, latent_dim))?;
+        let z = unit
+            .unsqueeze(1)?
+            .broadcast_as((b, p, latent_dim))?
+            .reshape((b * p, latent_dim))?;
         let input = Tensor::cat(&[&z, &xyz], D::Minus1)?;
         // Clamp the prediction only on the side where the target is saturated, so that a prediction
         // beyond +δ for a point inside still gets a gradient (clamping both, as DeepSDF does, can
@@ -273,7 +284,15 @@ mod tests {
     #[test]
     fn learns_spheres_of_different_sizes() {
         let set = spheres(&[0.3, 0.5, 0.7], 1);
-        let trained = train(&set, &TrainConfig { lr_decoder: 5e-3, ..config(1500) }, |_, _| {}).unwrap();
+        let trained = train(
+            &set,
+            &TrainConfig {
+                lr_decoder: 5e-3,
+                ..config(1500)
+            },
+            |_, _| {},
+        )
+        .unwrap();
         let first = trained.losses.first().unwrap().sdf_l1;
         let last = trained.losses.last().unwrap().sdf_l1;
         assert!(last < 0.25 * first, "loss {first} → {last}");
@@ -298,6 +317,9 @@ mod tests {
 
     #[test]
     fn empty_input_is_an_error() {
-        assert!(matches!(train(&[], &config(1), |_, _| {}), Err(DeepSdfError::Empty(_))));
+        assert!(matches!(
+            train(&[], &config(1), |_, _| {}),
+            Err(DeepSdfError::Empty(_))
+        ));
     }
 }

@@ -382,3 +382,53 @@ fn gen_data_uses_a_folder_of_obj_cars() {
         "{names:?}"
     );
 }
+
+#[test]
+fn train_sdf_then_eval_sdf_on_a_tiny_prior() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("tiny.safetensors");
+    let out = xtask()
+        .args([
+            "train-sdf",
+            "--shapes",
+            "3",
+            "--steps",
+            "20",
+            "--latent-dim",
+            "3",
+            "--out",
+        ])
+        .arg(&weights)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(weights.is_file() && dir.path().join("tiny_loss.png").is_file());
+    let prior = deepsdf::ShapePrior::load(&weights).unwrap();
+    assert_eq!((prior.latents.len(), prior.latent_dim()), (3, 3));
+
+    let json = dir.path().join("sdf.json");
+    let out = xtask()
+        .args([
+            "eval-sdf",
+            "--train-shapes",
+            "2",
+            "--heldout-shapes",
+            "1",
+            "--resolution",
+            "24",
+            "--weights",
+        ])
+        .arg(&weights)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["heldout_shapes"], 1);
+    for key in ["train_chamfer_m", "heldout_chamfer_m"] {
+        let d = v[key].as_f64().unwrap();
+        assert!(d.is_finite() && d > 0.0, "{key} = {d}");
+    }
+    assert!(dir.path().join("tiny_shapes.png").is_file());
+}

@@ -72,7 +72,7 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("kitti", &["geom"][..]),
         ("sim", &["geom", "kitti"][..]),
         ("deepsdf", &["geom", "kitti", "sim"][..]),
-        ("xtask", &["geom", "kitti", "sim"][..]),
+        ("xtask", &["geom", "kitti", "sim", "deepsdf"][..]),
     ])
 }
 
