@@ -2,12 +2,11 @@
 //!
 //! Observed points (canonical units) should lie on the decoded zero set, so the fit minimises the
 //! robust mean |f(ẑ, xᵢ)| over the code c (ẑ = c/|c|) with Adam, starting from the best of several
-//! training latents (the loss is not convex in c), the decoder's weights fixed.
+//! training latents (the loss is not convex in c), the decoder's weights fixed. Gradients come from
+//! the plain-Rust backward pass of [`crate::fast`], chained through the normalisation.
 
 use crate::decoder::{Decoder, normalised};
 use crate::error::{DeepSdfError, Result};
-use candle_core::{D, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
 /// Settings of [`fit_latent`].
@@ -74,31 +73,34 @@ pub fn fit_latent(
     let Some((initial_residual, start)) = best else {
         return Err(DeepSdfError::Empty("no starting code".into()));
     };
-    let device = Device::Cpu;
-    let n = observations.len();
-    let code = Var::from_tensor(&Tensor::from_vec(normalised(start), (1, dim), &device)?)?;
-    let xyz = Tensor::from_vec(
-        observations.iter().flatten().copied().collect::<Vec<f32>>(),
-        (n, 3),
-        &device,
-    )?;
-    let mut opt = AdamW::new(
-        vec![code.clone()],
-        ParamsAdamW {
-            lr: config.lr,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    )?;
-    for _ in 0..config.iterations {
-        let c = code.as_tensor();
-        let unit = c.broadcast_div(&c.sqr()?.sum_keepdim(1)?.sqrt()?)?;
-        let input = Tensor::cat(&[&unit.broadcast_as((n, dim))?, &xyz], D::Minus1)?;
-        let loss = decoder.forward(&input)?.abs()?.mean_all()?;
-        let grads = loss.backward()?;
-        opt.step(&grads)?;
+    // Adam on the raw code, with the gradient of mean |f| from the plain-Rust backward pass.
+    let fast = crate::fast::FastDecoder::new(decoder)?;
+    let n = observations.len() as f32;
+    let mut code = normalised(start);
+    let (mut m, mut v) = (vec![0.0f32; dim], vec![0.0f32; dim]);
+    let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    for t in 1..=config.iterations {
+        let unit = normalised(&code);
+        let norm = code.iter().map(|c| c * c).sum::<f32>().sqrt().max(1e-12);
+        let (f, g) = fast.eval_with_gradient(&unit, observations);
+        let mut g_unit = vec![0.0f32; dim];
+        for (fi, gi) in f.iter().zip(&g) {
+            let s = fi.signum() / n;
+            for k in 0..dim {
+                g_unit[k] += s * gi[k];
+            }
+        }
+        let along: f32 = g_unit.iter().zip(&unit).map(|(a, b)| a * b).sum();
+        for k in 0..dim {
+            let grad = (g_unit[k] - along * unit[k]) / norm;
+            m[k] = beta1 * m[k] + (1.0 - beta1) * grad;
+            v[k] = beta2 * v[k] + (1.0 - beta2) * grad * grad;
+            let m_hat = m[k] / (1.0 - beta1.powi(t as i32));
+            let v_hat = v[k] / (1.0 - beta2.powi(t as i32));
+            code[k] -= config.lr as f32 * m_hat / (v_hat.sqrt() + eps);
+        }
     }
-    let latent = normalised(&code.as_tensor().flatten_all()?.to_vec1::<f32>()?);
+    let latent = normalised(&code);
     let final_residual = mean_abs(decoder, &latent, observations)?;
     // Adam may wander; never return something worse than the start.
     if final_residual > initial_residual {
@@ -121,6 +123,7 @@ mod tests {
     use crate::decoder::DecoderConfig;
     use crate::samples::SdfSamples;
     use crate::train::{TrainConfig, train};
+    use candle_core::Device;
     use rand::{RngExt, SeedableRng, rngs::StdRng};
 
     fn sphere_samples(r: f32, rng: &mut StdRng) -> SdfSamples {
