@@ -243,7 +243,7 @@ fn render_tile(mesh: &TriMesh, (w, h): (u32, u32)) -> RgbImage {
         let x = cy * p.x + sy * p.z;
         let z = -sy * p.x + cy * p.z;
         let y = cx * p.y - sx * z;
-        let d = sx * p.y + cx * z;
+        let d = -(sx * p.y + cx * z); // distance along the viewing direction: smaller is nearer
         (x, y, d)
     };
     let scale = w.min(h * 2) as f32 * 0.45;

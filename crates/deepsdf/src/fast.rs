@@ -172,13 +172,17 @@ impl FastDecoder {
                 let n = xs.len();
                 let last = self.layers.len() - 1;
                 let mut grads = vec![vec![0.0f32; dim + 3]; n];
+                let max_in = self.layers.iter().map(|l| l.fan_in).max().unwrap_or(0);
+                let (mut g, mut gin) = (Vec::with_capacity(max_in), vec![0.0f32; max_in]);
                 for p in 0..n {
                     // d out / d pre-activation of the output layer.
-                    let mut g = vec![1.0 - out[p] * out[p]];
+                    g.clear();
+                    g.push(1.0 - out[p] * out[p]);
                     for k in (0..=last).rev() {
                         let l = &self.layers[k];
                         // Gradient w.r.t. this layer's input vector.
-                        let mut gin = vec![0.0f32; l.fan_in];
+                        let gin = &mut gin[..l.fan_in];
+                        gin.fill(0.0);
                         for (o, &go) in g.iter().enumerate() {
                             if go == 0.0 {
                                 continue;
@@ -189,33 +193,30 @@ impl FastDecoder {
                             }
                         }
                         // Split off the input's share (layer 0 and the skip layer).
-                        let hidden = if k == 0 {
+                        if k == 0 {
                             for (j, v) in gin.iter().enumerate() {
                                 grads[p][j] += v;
                             }
                             break;
-                        } else if self.is_skip(k) {
+                        }
+                        let hidden = if self.is_skip(k) {
                             let width = l.fan_in - dim - 3;
                             for (j, v) in gin[width..].iter().enumerate() {
                                 grads[p][j] += v;
                             }
-                            gin.truncate(width);
-                            gin
+                            &gin[..width]
                         } else {
-                            gin
+                            &gin[..]
                         };
                         // Through the previous layer's SiLU.
                         let prev = &pre[k - 1];
                         let width = self.layers[k - 1].fan_out;
-                        g = hidden
-                            .iter()
-                            .enumerate()
-                            .map(|(i, &gh)| {
-                                let a = prev[p * width + i];
-                                let s = sigmoid(a);
-                                gh * s * (1.0 + a * (1.0 - s))
-                            })
-                            .collect();
+                        g.clear();
+                        g.extend(hidden.iter().enumerate().map(|(i, &gh)| {
+                            let a = prev[p * width + i];
+                            let s = sigmoid(a);
+                            gh * s * (1.0 + a * (1.0 - s))
+                        }));
                     }
                 }
                 (out, grads)
