@@ -45,6 +45,10 @@ pub struct Args {
     /// The PNG grid of decoded shapes (default: next to the weights, `<stem>_shapes.png`).
     #[arg(long)]
     png: Option<PathBuf>,
+    /// Also write every evaluated decoded mesh (model frame, metres) as OBJ and PLY into this folder:
+    /// `train_<index>.{obj,ply}`, `heldout_<index>.{obj,ply}`.
+    #[arg(long)]
+    meshes: Option<PathBuf>,
 }
 
 /// Noise of the held-out observations, m.
@@ -80,26 +84,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let k = args.train_shapes.clamp(1, n_train);
     let train_ids: Vec<usize> = (0..k).map(|i| i * n_train / k).collect();
 
+    if let Some(dir) = &args.meshes {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     // `None`: the latent decodes to no surface at all (reported, not averaged).
     let chamfer =
-        |z: &[f32], truth: &TriMesh, norm: &Normalisation, seed: u64| -> anyhow::Result<Option<f64>> {
+        |z: &[f32], truth: &TriMesh, norm: &Normalisation, name: String| -> anyhow::Result<Option<f64>> {
             let decoded = decode_mesh(&prior.decoder, z, args.resolution)?;
             if decoded.triangles.is_empty() {
                 return Ok(None);
             }
-            Ok(Some(mesh_chamfer_m(
-                &to_metres(&decoded, norm),
-                truth,
-                CHAMFER_SAMPLES,
-                seed,
-            )?))
+            let metres = to_metres(&decoded, norm);
+            if let Some(dir) = &args.meshes {
+                sim::obj::write_obj(&metres, &dir.join(format!("{name}.obj")))?;
+                sim::ply::write_ply(&metres, &dir.join(format!("{name}.ply")))?;
+            }
+            let seed = name
+                .bytes()
+                .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+            Ok(Some(mesh_chamfer_m(&metres, truth, CHAMFER_SAMPLES, seed)?))
         };
     let train_d: Vec<Option<f64>> = train_ids
         .par_iter()
         .map(|&i| {
             let truth = library.shape(i).context("missing training shape")?;
             let norm = Normalisation::for_mesh(&truth, prior.meta.metres_per_unit)?;
-            chamfer(&prior.latents[i], &truth, &norm, i as u64)
+            chamfer(&prior.latents[i], &truth, &norm, format!("train_{i:04}"))
         })
         .collect::<anyhow::Result<_>>()?;
 
@@ -117,7 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .map(|p| norm.to_unit(p.map(|v| v + noise.sample(&mut rng) as f32)))
                 .collect();
             let fit = fit_latent(&prior.decoder, &obs, &prior.latents, &FitConfig::default())?;
-            let d = chamfer(&fit.latent, &truth, &norm, i as u64)?;
+            let d = chamfer(&fit.latent, &truth, &norm, format!("heldout_{i:04}"))?;
             Ok((i, d, fit.latent))
         })
         .collect::<anyhow::Result<_>>()?;

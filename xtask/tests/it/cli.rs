@@ -421,9 +421,18 @@ fn train_sdf_then_eval_sdf_on_a_tiny_prior() {
         .arg(&weights)
         .arg("--json")
         .arg(&json)
+        .arg("--meshes")
+        .arg(dir.path().join("meshes"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let decoded = sim::obj::read_obj(&dir.path().join("meshes/heldout_0003.obj")).unwrap();
+    assert!(decoded.is_watertight());
+    let written: Vec<String> = std::fs::read_dir(dir.path().join("meshes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(written.iter().any(|n| n.starts_with("train_") && n.ends_with(".ply")), "{written:?}");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["heldout_shapes"], 1);
     for key in ["train_chamfer_m", "heldout_chamfer_m"] {
