@@ -3,24 +3,26 @@
 //!
 //! Training uses candle's autograd; inference is the hot loop of surface extraction and fitting,
 //! where candle's per-op allocations dominate. Here the latent's share of the first and skip
-//! layers is computed once per call, every matrix product is an axpy over contiguous rows (which
-//! the compiler vectorises), and points are processed in blocks in parallel — with no reduction
-//! across blocks, so results do not depend on the thread count. Agrees with the candle path to
-//! float rounding (tested).
+//! layers is computed once per call, each block of points goes through the layers as dense matrix
+//! products (ndarray → matrixmultiply's packed sgemm kernels), forward and backward, and blocks run
+//! in parallel — with no reduction across blocks, so results do not depend on the thread count.
+//! Agrees with the candle path to float rounding (tested).
 
 use crate::decoder::Decoder;
 use crate::error::Result;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, s};
 use rayon::prelude::*;
 
 /// Points per parallel block.
-const BLOCK: usize = 64;
+const BLOCK: usize = 256;
 
 #[derive(Clone, Debug)]
 struct Layer {
     /// Row-major `[out][in]`.
     w: Vec<f32>,
-    /// Transposed, row-major `[in][out]`.
-    wt: Vec<f32>,
+    /// `[out, in]` as a matrix.
+    w_mat: Array2<f32>,
     b: Vec<f32>,
     fan_in: usize,
     fan_out: usize,
@@ -47,15 +49,11 @@ impl FastDecoder {
             .map(|(w, b)| {
                 let (fan_out, fan_in) = w.dims2()?;
                 let w: Vec<f32> = w.flatten_all()?.to_vec1()?;
-                let mut wt = vec![0.0; w.len()];
-                for o in 0..fan_out {
-                    for i in 0..fan_in {
-                        wt[i * fan_out + o] = w[o * fan_in + i];
-                    }
-                }
+                let w_mat = Array2::from_shape_vec((fan_out, fan_in), w.clone())
+                    .map_err(|e| crate::error::DeepSdfError::Shape(e.to_string()))?;
                 Ok(Layer {
                     w,
-                    wt,
+                    w_mat,
                     b: b.to_vec1()?,
                     fan_in,
                     fan_out,
@@ -99,57 +97,33 @@ impl FastDecoder {
             .collect()
     }
 
-    /// Forward pass of one block; returns the output and, if `keep`, every layer's pre-activation.
-    fn forward_block(&self, consts: &[Vec<f32>], xs: &[[f32; 3]], keep: bool) -> (Vec<f32>, Vec<Vec<f32>>) {
+    /// Forward pass of one block: the output and every layer's pre-activation `[n, fan_out]`.
+    fn forward_block(&self, consts: &[Vec<f32>], xs: &[[f32; 3]]) -> (Vec<f32>, Vec<Array2<f32>>) {
         let n = xs.len();
-        let mut pre_acts = Vec::new();
-        let mut h: Vec<f32> = Vec::new(); // [n][width] activations of the previous layer
-        let mut width = 0;
+        let x = Array2::from_shape_fn((n, 3), |(p, j)| xs[p][j]);
         let last = self.layers.len() - 1;
+        let mut pre = Vec::with_capacity(self.layers.len());
+        let mut h: Option<Array2<f32>> = None;
         for (k, l) in self.layers.iter().enumerate() {
-            let mut a = vec![0.0f32; n * l.fan_out];
-            for p in 0..n {
-                let row = &mut a[p * l.fan_out..(p + 1) * l.fan_out];
-                row.copy_from_slice(&consts[k]);
-                // Hidden inputs.
-                if k > 0 {
-                    for i in 0..width {
-                        let v = h[p * width + i];
-                        let wrow = &l.wt[i * l.fan_out..(i + 1) * l.fan_out];
-                        for (r, w) in row.iter_mut().zip(wrow) {
-                            *r += v * w;
-                        }
-                    }
-                }
-                // Point coordinates (layer 0 and the skip layer; the latent part is in `consts`).
-                if k == 0 || self.is_skip(k) {
-                    let off = if k == 0 {
-                        self.latent_dim
-                    } else {
-                        width + self.latent_dim
-                    };
-                    for (j, &v) in xs[p].iter().enumerate() {
-                        let wrow = &l.wt[(off + j) * l.fan_out..(off + j + 1) * l.fan_out];
-                        for (r, w) in row.iter_mut().zip(wrow) {
-                            *r += v * w;
-                        }
-                    }
-                }
+            let mut a = Array2::from_shape_fn((n, l.fan_out), |(_, o)| consts[k][o]);
+            if let Some(h) = &h {
+                let wh = l.w_mat.slice(s![.., ..h.ncols()]);
+                general_mat_mul(1.0, h, &wh.t(), 1.0, &mut a);
+            }
+            if k == 0 || self.is_skip(k) {
+                let off = if k == 0 { self.latent_dim } else { l.fan_in - 3 };
+                let wx = l.w_mat.slice(s![.., off..off + 3]);
+                general_mat_mul(1.0, &x, &wx.t(), 1.0, &mut a);
             }
             if k == last {
                 let out = a.iter().map(|v| v.tanh()).collect();
-                if keep {
-                    pre_acts.push(a);
-                }
-                return (out, pre_acts);
+                pre.push(a);
+                return (out, pre);
             }
-            h = a.iter().map(|&v| v * sigmoid(v)).collect();
-            width = l.fan_out;
-            if keep {
-                pre_acts.push(a);
-            }
+            h = Some(a.mapv(|v| v * sigmoid(v)));
+            pre.push(a);
         }
-        (Vec::new(), pre_acts)
+        (Vec::new(), pre)
     }
 
     /// f(z, x) for every point; `latent` must already be on the unit sphere.
@@ -157,7 +131,7 @@ impl FastDecoder {
         let consts = self.latent_bias(latent);
         points
             .par_chunks(BLOCK)
-            .flat_map_iter(|xs| self.forward_block(&consts, xs, false).0)
+            .flat_map_iter(|xs| self.forward_block(&consts, xs).0)
             .collect()
     }
 
@@ -168,57 +142,33 @@ impl FastDecoder {
         let blocks: Vec<(Vec<f32>, Vec<Vec<f32>>)> = points
             .par_chunks(BLOCK)
             .map(|xs| {
-                let (out, pre) = self.forward_block(&consts, xs, true);
+                let (out, pre) = self.forward_block(&consts, xs);
                 let n = xs.len();
                 let last = self.layers.len() - 1;
-                let mut grads = vec![vec![0.0f32; dim + 3]; n];
-                let max_in = self.layers.iter().map(|l| l.fan_in).max().unwrap_or(0);
-                let (mut g, mut gin) = (Vec::with_capacity(max_in), vec![0.0f32; max_in]);
-                for p in 0..n {
-                    // d out / d pre-activation of the output layer.
-                    g.clear();
-                    g.push(1.0 - out[p] * out[p]);
-                    for k in (0..=last).rev() {
-                        let l = &self.layers[k];
-                        // Gradient w.r.t. this layer's input vector.
-                        let gin = &mut gin[..l.fan_in];
-                        gin.fill(0.0);
-                        for (o, &go) in g.iter().enumerate() {
-                            if go == 0.0 {
-                                continue;
-                            }
-                            let wrow = &l.w[o * l.fan_in..(o + 1) * l.fan_in];
-                            for (gi, w) in gin.iter_mut().zip(wrow) {
-                                *gi += go * w;
-                            }
-                        }
-                        // Split off the input's share (layer 0 and the skip layer).
-                        if k == 0 {
-                            for (j, v) in gin.iter().enumerate() {
-                                grads[p][j] += v;
-                            }
-                            break;
-                        }
-                        let hidden = if self.is_skip(k) {
-                            let width = l.fan_in - dim - 3;
-                            for (j, v) in gin[width..].iter().enumerate() {
-                                grads[p][j] += v;
-                            }
-                            &gin[..width]
-                        } else {
-                            &gin[..]
-                        };
-                        // Through the previous layer's SiLU.
-                        let prev = &pre[k - 1];
-                        let width = self.layers[k - 1].fan_out;
-                        g.clear();
-                        g.extend(hidden.iter().enumerate().map(|(i, &gh)| {
-                            let a = prev[p * width + i];
-                            let s = sigmoid(a);
-                            gh * s * (1.0 + a * (1.0 - s))
-                        }));
+                let mut grads = Array2::<f32>::zeros((n, dim + 3));
+                // d out / d pre-activation of the output layer.
+                let mut g = Array2::from_shape_fn((n, 1), |(p, _)| 1.0 - out[p] * out[p]);
+                for k in (0..=last).rev() {
+                    let l = &self.layers[k];
+                    // Gradient w.r.t. this layer's input vectors: G · W.
+                    let gin = g.dot(&l.w_mat);
+                    if k == 0 {
+                        grads += &gin;
+                        break;
                     }
+                    let width = self.layers[k - 1].fan_out;
+                    if self.is_skip(k) {
+                        grads += &gin.slice(s![.., width..]);
+                    }
+                    // Through the previous layer's SiLU.
+                    let a = &pre[k - 1];
+                    g = Array2::from_shape_fn((n, width), |(p, i)| {
+                        let a = a[(p, i)];
+                        let s = sigmoid(a);
+                        gin[(p, i)] * s * (1.0 + a * (1.0 - s))
+                    });
                 }
+                let grads: Vec<Vec<f32>> = grads.outer_iter().map(|r| r.to_vec()).collect();
                 (out, grads)
             })
             .collect();

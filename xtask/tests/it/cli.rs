@@ -432,7 +432,12 @@ fn train_sdf_then_eval_sdf_on_a_tiny_prior() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(written.iter().any(|n| n.starts_with("train_") && n.ends_with(".ply")), "{written:?}");
+    assert!(
+        written
+            .iter()
+            .any(|n| n.starts_with("train_") && n.ends_with(".ply")),
+        "{written:?}"
+    );
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["heldout_shapes"], 1);
     for key in ["train_chamfer_m", "heldout_chamfer_m"] {
