@@ -19,9 +19,7 @@ const BLOCK: usize = 256;
 
 #[derive(Clone, Debug)]
 struct Layer {
-    /// Row-major `[out][in]`.
-    w: Vec<f32>,
-    /// `[out, in]` as a matrix.
+    /// `[out, in]`.
     w_mat: Array2<f32>,
     b: Vec<f32>,
     fan_in: usize,
@@ -49,10 +47,9 @@ impl FastDecoder {
             .map(|(w, b)| {
                 let (fan_out, fan_in) = w.dims2()?;
                 let w: Vec<f32> = w.flatten_all()?.to_vec1()?;
-                let w_mat = Array2::from_shape_vec((fan_out, fan_in), w.clone())
+                let w_mat = Array2::from_shape_vec((fan_out, fan_in), w)
                     .map_err(|e| crate::error::DeepSdfError::Shape(e.to_string()))?;
                 Ok(Layer {
-                    w,
                     w_mat,
                     b: b.to_vec1()?,
                     fan_in,
@@ -88,7 +85,7 @@ impl FastDecoder {
                 if let Some(off) = offset {
                     for (o, c) in c.iter_mut().enumerate() {
                         *c += (0..self.latent_dim)
-                            .map(|j| l.w[o * l.fan_in + off + j] * z[j])
+                            .map(|j| l.w_mat[(o, off + j)] * z[j])
                             .sum::<f32>();
                     }
                 }

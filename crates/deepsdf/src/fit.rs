@@ -7,6 +7,7 @@
 
 use crate::decoder::{Decoder, normalised};
 use crate::error::{DeepSdfError, Result};
+use crate::fast::FastDecoder;
 use serde::{Deserialize, Serialize};
 
 /// Settings of [`fit_latent`].
@@ -42,9 +43,9 @@ pub struct Fit {
     pub final_residual: f64,
 }
 
-fn mean_abs(decoder: &Decoder, latent: &[f32], points: &[[f32; 3]]) -> Result<f64> {
-    let f = crate::fast::FastDecoder::new(decoder)?.eval(&normalised(latent), points);
-    Ok(f.iter().map(|v| v.abs() as f64).sum::<f64>() / f.len().max(1) as f64)
+fn mean_abs(fast: &FastDecoder, latent: &[f32], points: &[[f32; 3]]) -> f64 {
+    let f = fast.eval(&normalised(latent), points);
+    f.iter().map(|v| v.abs() as f64).sum::<f64>() / f.len().max(1) as f64
 }
 
 /// Fits a code to `observations` (canonical units), starting from the best of `starts` (e.g. the
@@ -61,11 +62,12 @@ pub fn fit_latent(
         ));
     }
     let dim = decoder.config.latent_dim;
+    let fast = FastDecoder::new(decoder)?;
     let k = config.candidates.clamp(1, starts.len());
     let mut best: Option<(f64, &Vec<f32>)> = None;
     for i in 0..k {
         let start = &starts[i * starts.len() / k];
-        let r = mean_abs(decoder, start, observations)?;
+        let r = mean_abs(&fast, start, observations);
         if best.is_none_or(|(b, _)| r < b) {
             best = Some((r, start));
         }
@@ -74,7 +76,6 @@ pub fn fit_latent(
         return Err(DeepSdfError::Empty("no starting code".into()));
     };
     // Adam on the raw code, with the gradient of mean |f| from the plain-Rust backward pass.
-    let fast = crate::fast::FastDecoder::new(decoder)?;
     let n = observations.len() as f32;
     let mut code = normalised(start);
     let (mut m, mut v) = (vec![0.0f32; dim], vec![0.0f32; dim]);
@@ -101,7 +102,7 @@ pub fn fit_latent(
         }
     }
     let latent = normalised(&code);
-    let final_residual = mean_abs(decoder, &latent, observations)?;
+    let final_residual = mean_abs(&fast, &latent, observations);
     // Adam may wander; never return something worse than the start.
     if final_residual > initial_residual {
         return Ok(Fit {

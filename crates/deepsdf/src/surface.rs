@@ -198,15 +198,15 @@ fn project_fast(
     }
     let residual = fast.eval(&unit, &points);
     let mut out = Surface::default();
+    let mut jacobians = keep_grad.into_iter();
     for (i, r) in residual.iter().enumerate() {
+        let jac = jacobians.next();
         if r.abs() < max_residual_units {
             let p = points[i];
             out.points.push(p);
             out.normals.push(normals[i]);
             out.nocs.push(p.map(|v| (v + 1.0) / 2.0));
-            if with_jacobian {
-                out.jacobian.push(keep_grad[i].clone());
-            }
+            out.jacobian.extend(jac);
         }
     }
     out

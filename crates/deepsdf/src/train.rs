@@ -18,7 +18,7 @@
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::error::{DeepSdfError, Result};
 use crate::samples::SdfSamples;
-use candle_core::{D, DType, Device, Tensor, Var};
+use candle_core::{D, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
@@ -231,7 +231,7 @@ pub fn train(
         progress(step, value);
     }
 
-    let raw: Vec<Vec<f32>> = codes.as_tensor().to_dtype(DType::F32)?.to_vec2()?;
+    let raw: Vec<Vec<f32>> = codes.as_tensor().to_vec2()?;
     let latents = raw.iter().map(|c| crate::decoder::normalised(c)).collect();
     Ok(Trained {
         decoder,

@@ -110,16 +110,30 @@ pub fn write_depth_png(path: &Path, depth: &DepthMap) -> Result<()> {
             }
         })
         .collect();
-    let buf: ImageBuffer<Luma<u16>, Vec<u16>> = ImageBuffer::from_raw(depth.width, depth.height, raw)
-        .ok_or_else(|| KittiError::ImageFormat {
+    write_luma16(
+        path,
+        depth.width,
+        depth.height,
+        raw,
+        "width × height depth values",
+    )
+}
+
+/// Encodes `values` as a 16-bit greyscale PNG and writes it atomically; a value count other than
+/// `width × height` is an error saying `expected`.
+fn write_luma16(
+    path: &Path,
+    width: u32,
+    height: u32,
+    values: Vec<u16>,
+    expected: &'static str,
+) -> Result<()> {
+    let count = values.len();
+    let buf: ImageBuffer<Luma<u16>, Vec<u16>> =
+        ImageBuffer::from_raw(width, height, values).ok_or_else(|| KittiError::ImageFormat {
             path: path.into(),
-            expected: "width × height depth values",
-            found: format!(
-                "{} values for {}×{}",
-                depth.depth_m.len(),
-                depth.width,
-                depth.height
-            ),
+            expected,
+            found: format!("{count} values for {width}×{height}"),
         })?;
     io::write_atomic(path, &encode_png(&DynamicImage::ImageLuma16(buf), path)?)
 }
@@ -167,13 +181,13 @@ pub fn read_instance_png(path: &Path) -> Result<InstanceMap> {
 
 /// Writes an instance map as a 16-bit greyscale PNG, atomically.
 pub fn write_instance_png(path: &Path, map: &InstanceMap) -> Result<()> {
-    let buf: ImageBuffer<Luma<u16>, Vec<u16>> = ImageBuffer::from_raw(map.width, map.height, map.ids.clone())
-        .ok_or_else(|| KittiError::ImageFormat {
-            path: path.into(),
-            expected: "width × height instance ids",
-            found: format!("{} values for {}×{}", map.ids.len(), map.width, map.height),
-        })?;
-    io::write_atomic(path, &encode_png(&DynamicImage::ImageLuma16(buf), path)?)
+    write_luma16(
+        path,
+        map.width,
+        map.height,
+        map.ids.clone(),
+        "width × height instance ids",
+    )
 }
 
 #[cfg(test)]

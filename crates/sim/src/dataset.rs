@@ -164,7 +164,7 @@ pub fn read_spec(root: &Path) -> Result<DatasetSpec> {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = kitti::io::read_text(path).map_err(SimError::Read)?;
+    let text = kitti::io::read_text(path)?;
     serde_json::from_str(&text).map_err(|e| SimError::Json {
         path: path.to_path_buf(),
         message: format!("line {}: {e}", e.line()),

@@ -895,13 +895,13 @@ pub fn write_detections(dir: &Path, id: &str, width: u32, height: u32, dets: &[D
 pub fn read_detections(dir: &Path, id: &str) -> Result<Vec<Detection>> {
     let txt = dir.join(format!("{id}.txt"));
     let png = dir.join(format!("{id}.png"));
-    let text = kitti::io::read_text(&txt).map_err(SimError::Read)?;
+    let text = kitti::io::read_text(&txt)?;
     let mut lines = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let object = Object::parse(line, &txt, i + 1).map_err(SimError::Read)?;
+        let object = Object::parse(line, &txt, i + 1)?;
         let Some(score) = object.score else {
             return Err(SimError::MissingScore {
                 path: txt,
@@ -913,7 +913,7 @@ pub fn read_detections(dir: &Path, id: &str) -> Result<Vec<Detection>> {
     if !png.is_file() {
         return Err(SimError::MissingDetectionMask { txt, png });
     }
-    let map = kitti::image::read_instance_png(&png).map_err(SimError::Read)?;
+    let map = kitti::image::read_instance_png(&png)?;
     let windows: Vec<Option<Window>> = lines
         .iter()
         .map(|(_, bbox, _)| pixel_window(bbox, map.width, map.height))

@@ -13,9 +13,10 @@ pub enum SimError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// Writing failed (atomic write of `kitti::io`).
+    /// Reading or writing a KITTI-format file (text, PNG, atomic write) failed; the error names the
+    /// file and, for text, the line.
     #[error(transparent)]
-    Write(#[from] kitti::KittiError),
+    Kitti(#[from] kitti::KittiError),
     /// A number on an OBJ line is not a finite number.
     #[error("{path}:{line}: {what} is not a finite number: {text:?}")]
     ParseNumber {
@@ -72,9 +73,6 @@ pub enum SimError {
         /// The folder.
         path: PathBuf,
     },
-    /// Reading a KITTI-format file (label or result text, PNG) failed; the error names the file.
-    #[error(transparent)]
-    Read(kitti::KittiError),
     /// A detection result file has no mask PNG beside it.
     #[error("{txt}: its mask file {png} is missing")]
     MissingDetectionMask {

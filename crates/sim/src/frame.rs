@@ -15,7 +15,6 @@ use crate::lidar::{LidarModel, LidarScan, scan};
 use crate::mono_depth::{MonoDepthModel, simulate_mono_depth};
 use crate::scene::{ObjectClass, Scene, SceneConfig, ShapeRef, generate_scene};
 use crate::shade::{Lighting, shade};
-use crate::world::ObjectId;
 use geom::{Box2d, Box3d, Calib, Camera, Size3, alpha_from_rotation_y};
 use image::RgbImage;
 use kitti::image::{DepthMap, InstanceMap};
@@ -410,9 +409,4 @@ fn dont_care_label(bbox: Box2d) -> Object {
         ),
         score: None,
     }
-}
-
-/// Whether `id` is a scene object (not ground or sky).
-pub fn is_object(id: ObjectId, scene: &Scene) -> bool {
-    (id as usize) < scene.objects.len()
 }

@@ -257,22 +257,25 @@ fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// `gen-data` with the test settings (3 frames, seed 5, 20 library shapes) into `out`.
+fn gen_data_command(out: &Path) -> Command {
+    let mut cmd = xtask();
+    cmd.args([
+        "gen-data",
+        "--frames",
+        "3",
+        "--seed",
+        "5",
+        "--library-size",
+        "20",
+        "--out",
+    ])
+    .arg(out);
+    cmd
+}
+
 fn gen_data(out: &Path, extra: &[&str]) -> std::process::Output {
-    xtask()
-        .args([
-            "gen-data",
-            "--frames",
-            "3",
-            "--seed",
-            "5",
-            "--library-size",
-            "20",
-            "--out",
-        ])
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap()
+    gen_data_command(out).args(extra).output().unwrap()
 }
 
 #[test]
@@ -281,19 +284,8 @@ fn gen_data_is_byte_identical_whatever_the_threads_and_resumes() {
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let out = gen_data(&a, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = xtask()
+    let out = gen_data_command(&b)
         .env("RAYON_NUM_THREADS", "1")
-        .args([
-            "gen-data",
-            "--frames",
-            "3",
-            "--seed",
-            "5",
-            "--library-size",
-            "20",
-            "--out",
-        ])
-        .arg(&b)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
