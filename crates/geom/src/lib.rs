@@ -17,12 +17,14 @@ mod angle;
 mod box2d;
 mod box3d;
 mod calib;
+mod intrinsics;
 pub mod polygon;
 
 pub use angle::{alpha_from_rotation_y, normalize_angle, rotation_y_from_alpha};
 pub use box2d::Box2d;
 pub use box3d::{Box3d, Size3};
 pub use calib::{Calib, Camera};
+pub use intrinsics::Intrinsics;
 
 /// The float type of geometry and labels.
 pub type Real = f64;
