@@ -74,6 +74,7 @@ fn blend(camera: &CropCamera, discs: &[Option<Disc>], config: &RenderConfig) -> 
     }
     let beta = config.depth_sharpness_per_m;
     let kappa = config.sharpness;
+    let rays = disc::Rays::new(camera);
     let tiles: Vec<[Blend; TILE * TILE]> = bins
         .par_iter()
         .enumerate()
@@ -88,8 +89,8 @@ fn blend(camera: &CropCamera, discs: &[Option<Disc>], config: &RenderConfig) -> 
                 let (va, vb) = (v0.max(y0), v1.min(y0 + TILE as i32 - 1));
                 for v in va..=vb {
                     for u in ua..=ub {
-                        let ray = disc::ray(camera, u, v);
-                        if let Some(hit) = disc::hit(d, &ray, kappa) {
+                        let (_, ray, inv_len) = rays.at(u, v);
+                        if let Some(hit) = disc::hit(d, ray, inv_len, kappa) {
                             acc[(v - y0) as usize * TILE + (u - x0) as usize].add(d, &hit, beta);
                         }
                     }
@@ -121,6 +122,7 @@ pub(crate) fn disc_grads(
 ) -> Vec<DiscGrad> {
     let beta = config.depth_sharpness_per_m;
     let kappa = config.sharpness;
+    let rays = disc::Rays::new(camera);
     discs
         .par_iter()
         .map(|d| {
@@ -129,10 +131,9 @@ pub(crate) fn disc_grads(
                 let [u0, u1, v0, v1] = d.window;
                 for v in v0..=v1 {
                     for u in u0..=u1 {
-                        let ray = disc::ray(camera, u, v);
-                        if let Some(hit) = disc::hit(d, &ray, kappa) {
-                            let i = v as usize * camera.width + u as usize;
-                            disc::backward_pixel(d, &ray, &hit, image, grad, i, kappa, beta, &mut g);
+                        let (i, ray, inv_len) = rays.at(u, v);
+                        if let Some(hit) = disc::hit(d, ray, inv_len, kappa) {
+                            disc::backward_pixel(d, ray, inv_len, &hit, image, grad, i, kappa, beta, &mut g);
                         }
                     }
                 }

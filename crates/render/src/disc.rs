@@ -17,8 +17,9 @@
 //! - discs seen at a grazing angle fade out: cov = α·φ(cos), see [`GRAZING_COS`];
 //! - mask M = 1 − Π(1 − cov), where log(1 − α) = softplus(x_c) − softplus(x) is exact and stable.
 
-/// Discs are cut where their coverage logit x = κ(1 − ρ/r) is below this (α < 3.4·10⁻⁴).
-pub const X_CUT: f32 = -8.0;
+/// Discs are cut where their coverage logit x = κ(1 − ρ/r) is below this (σ(x) < 2.5·10⁻³): with
+/// κ = 6 the cut lies at twice the radius.
+pub const X_CUT: f32 = -6.0;
 /// Hits nearer than this depth are ignored, m.
 pub const NEAR_M: f32 = 0.01;
 
@@ -43,6 +44,39 @@ pub struct Disc {
 #[inline]
 pub fn ray(cam: &crate::CropCamera, u: i32, v: i32) -> [f32; 3] {
     [(u as f32 - cam.cx) / cam.fx, (v as f32 - cam.cy) / cam.fy, 1.0]
+}
+
+/// The rays of every pixel of a crop, with their inverse lengths.
+#[derive(Clone, Debug)]
+pub struct Rays {
+    width: usize,
+    rays: Vec<[f32; 3]>,
+    inv_len: Vec<f32>,
+}
+
+impl Rays {
+    /// The rays of `cam`'s pixels.
+    pub fn new(cam: &crate::CropCamera) -> Self {
+        let mut rays = Vec::with_capacity(cam.pixels());
+        for v in 0..cam.height {
+            for u in 0..cam.width {
+                rays.push(ray(cam, u as i32, v as i32));
+            }
+        }
+        let inv_len = rays.iter().map(|d| 1.0 / dot(d, d).sqrt()).collect();
+        Rays {
+            width: cam.width,
+            rays,
+            inv_len,
+        }
+    }
+
+    /// Pixel `(u, v)`'s index, ray and inverse ray length.
+    #[inline]
+    pub fn at(&self, u: i32, v: i32) -> (usize, &[f32; 3], f32) {
+        let i = v as usize * self.width + u as usize;
+        (i, &self.rays[i], self.inv_len[i])
+    }
 }
 
 #[inline]
@@ -118,26 +152,26 @@ pub struct Hit {
     pub rho: f32,
     /// Coverage logit.
     pub x: f32,
+    /// exp(−|x|).
+    pub q: f32,
+    /// σ(x).
+    pub sigma: f32,
     /// cos of the incidence, −n·d/|d|.
     pub cos: f32,
+    /// The grazing fade φ(cos).
+    pub fade: f32,
     /// Coverage used in the blend and the mask: α(x)·φ(cos).
     pub cov: f32,
     /// ∂cov/∂x.
     pub dcov_dx: f32,
     /// ∂cov/∂cos.
     pub dcov_dcos: f32,
-    /// log(1 − cov).
-    pub log1m_cov: f32,
-    /// −∂log(1 − cov)/∂x.
-    pub glog_x: f32,
-    /// −∂log(1 − cov)/∂cos.
-    pub glog_cos: f32,
 }
 
 /// σ(X_CUT).
-const SIGMA_CUT: f32 = 3.353_501_3e-4;
+const SIGMA_CUT: f32 = 2.472_623_2e-3;
 /// softplus(X_CUT) = −log(1 − σ(X_CUT)).
-const SOFTPLUS_CUT: f32 = 3.354_063_7e-4;
+const SOFTPLUS_CUT: f32 = 2.475_685_1e-3;
 
 /// Discs seen at a grazing angle fade out: coverage is multiplied by φ = smoothstep(cos / GRAZING_COS),
 /// cos = −n·d/|d| the cosine of the incidence. An edge-on disc covers a sliver whose coverage
@@ -145,9 +179,10 @@ const SOFTPLUS_CUT: f32 = 3.354_063_7e-4;
 /// coverage continuous where a disc turns away). A sphere's outline moves inwards by under 0.5 %.
 pub const GRAZING_COS: f32 = 0.15;
 
-/// The hit of ray `d` on `disc`, or `None` where the disc does not count for this pixel.
+/// The hit of ray `d` (inverse length `inv_len`) on `disc`, or `None` where the disc does not count
+/// for this pixel.
 #[inline]
-pub fn hit(disc: &Disc, d: &[f32; 3], sharpness: f32) -> Option<Hit> {
+pub fn hit(disc: &Disc, d: &[f32; 3], inv_len: f32, sharpness: f32) -> Option<Hit> {
     let nd = dot(&disc.n, d);
     if nd >= 0.0 {
         return None;
@@ -167,25 +202,14 @@ pub fn hit(disc: &Disc, d: &[f32; 3], sharpness: f32) -> Option<Hit> {
     let inv = 1.0 / (1.0 - SIGMA_CUT);
     let alpha = ((sigma - SIGMA_CUT) * inv).max(0.0);
     let dalpha_dx = sigma * (1.0 - sigma) * inv;
-    let cos = -nd / dot(d, d).sqrt();
-    let (cov, dcov_dx, dcov_dcos, log1m_cov, glog_x, glog_cos) = if cos >= GRAZING_COS {
-        // log(1 − α) = softplus(X_CUT) − softplus(x): exact where α is near 1.
-        let softplus = x.max(0.0) + q.ln_1p();
-        (alpha, dalpha_dx, 0.0, (SOFTPLUS_CUT - softplus).min(0.0), sigma, 0.0)
+    let cos = -nd * inv_len;
+    let (cov, dcov_dx, dcov_dcos, fade) = if cos >= GRAZING_COS {
+        (alpha, dalpha_dx, 0.0, 1.0)
     } else {
         let s = cos / GRAZING_COS;
         let fade = s * s * (3.0 - 2.0 * s);
         let dfade = 6.0 * s * (1.0 - s) / GRAZING_COS;
-        let cov = alpha * fade;
-        let inv1m = 1.0 / (1.0 - cov);
-        (
-            cov,
-            dalpha_dx * fade,
-            alpha * dfade,
-            (-cov).ln_1p(),
-            dalpha_dx * fade * inv1m,
-            alpha * dfade * inv1m,
-        )
+        (alpha * fade, dalpha_dx * fade, alpha * dfade, fade)
     };
     Some(Hit {
         t,
@@ -193,14 +217,39 @@ pub fn hit(disc: &Disc, d: &[f32; 3], sharpness: f32) -> Option<Hit> {
         e,
         rho,
         x,
+        q,
+        sigma,
         cos,
+        fade,
         cov,
         dcov_dx,
         dcov_dcos,
-        log1m_cov,
-        glog_x,
-        glog_cos,
     })
+}
+
+impl Hit {
+    /// log(1 − cov): exact where the coverage is near 1 (log(1 − α) = softplus(x_c) − softplus(x)
+    /// for unfaded discs).
+    #[inline]
+    pub fn log1m_cov(&self) -> f32 {
+        if self.fade == 1.0 {
+            let softplus = self.x.max(0.0) + self.q.ln_1p();
+            (SOFTPLUS_CUT - softplus).min(0.0)
+        } else {
+            (-self.cov).ln_1p()
+        }
+    }
+
+    /// −∂log(1 − cov)/∂x and −∂log(1 − cov)/∂cos.
+    #[inline]
+    pub fn log1m_cov_grads(&self) -> (f32, f32) {
+        if self.fade == 1.0 {
+            (self.sigma, 0.0)
+        } else {
+            let inv1m = 1.0 / (1.0 - self.cov);
+            (self.dcov_dx * inv1m, self.dcov_dcos * inv1m)
+        }
+    }
 }
 
 /// Running blend of one pixel: an online softmax over depth (z_ref follows the nearest hit so far,
@@ -248,7 +297,7 @@ impl Blend {
             self.sc[k] += w * disc.col[k];
             self.sn[k] += w * disc.n[k];
         }
-        self.log_t += h.log1m_cov;
+        self.log_t += h.log1m_cov();
     }
 }
 
@@ -289,6 +338,7 @@ pub struct DiscGrad {
 pub fn backward_pixel(
     disc: &Disc,
     d: &[f32; 3],
+    inv_len: f32,
     h: &Hit,
     image: &crate::Image,
     grad: &crate::ImageGrad,
@@ -331,12 +381,13 @@ pub fn backward_pixel(
         out.n[k] += g_n[k] * wn;
     }
     // w = cov·E: ∂w/∂x = E·∂cov/∂x, ∂w/∂c_z = −βw; the mask: ∂M/∂x = −(1 − M)·∂log(1 − cov)/∂x.
-    let transmittance = image.log_transmittance[i].exp();
-    let g_x = g_w * big_e * h.dcov_dx + g_m * transmittance * h.glog_x;
-    let g_cos = g_w * big_e * h.dcov_dcos + g_m * transmittance * h.glog_cos;
+    let transmittance = 1.0 - mask;
+    let (glog_x, glog_cos) = h.log1m_cov_grads();
+    let g_x = g_w * big_e * h.dcov_dx + g_m * transmittance * glog_x;
+    let g_cos = g_w * big_e * h.dcov_dcos + g_m * transmittance * glog_cos;
     if g_cos != 0.0 {
         // cos = −n·d/|d|.
-        let k = g_cos / dot(d, d).sqrt();
+        let k = g_cos * inv_len;
         for a in 0..3 {
             out.n[a] -= k * d[a];
         }
@@ -393,12 +444,12 @@ mod tests {
         };
         let ray = [0.0, 0.0, 1.0];
         // On the rim.
-        let h = hit(&place_at(0.1), &ray, kappa).map(|h| h.cov);
-        assert!(h.is_some_and(|s| (s - 0.5).abs() < 1e-3), "{h:?}");
+        let h = hit(&place_at(0.1), &ray, 1.0, kappa).map(|h| h.cov);
+        assert!(h.is_some_and(|s| (s - 0.5).abs() < 2e-3), "{h:?}");
         // Just inside the cut: α tiny; just outside: no hit.
         let cut = cut_radius(0.1, kappa);
-        let inside = hit(&place_at(cut * 0.9999), &ray, kappa).map(|h| h.cov);
-        assert!(inside.is_some_and(|a| (0.0..1e-6).contains(&a)), "{inside:?}");
-        assert!(hit(&place_at(cut * 1.0001), &ray, kappa).is_none());
+        let inside = hit(&place_at(cut * 0.9999), &ray, 1.0, kappa).map(|h| h.cov);
+        assert!(inside.is_some_and(|a| (0.0..1e-5).contains(&a)), "{inside:?}");
+        assert!(hit(&place_at(cut * 1.0001), &ray, 1.0, kappa).is_none());
     }
 }

@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RenderConfig {
-    /// Disc radius in model units (metres = this × the pose's scale). SDFLabel uses 0.04 with its
-    /// 40³ grid; 0.05 closes the gaps between the ~0.06-unit spaced points of the default surface
-    /// extraction.
+    /// Disc radius in model units (metres = this × the pose's scale), as in SDFLabel. Enough for
+    /// surfaces sampled every ~0.05 units (the default surface extraction); the cost grows with
+    /// its square.
     pub radius_units: f32,
     /// Coverage sharpness κ: a disc covers a pixel with α = σ(κ·(1 − ρ/r)), ρ the distance of the
     /// ray's hit on the disc plane from the disc centre and r the radius. α = ½ on the rim; the
-    /// transition is r/κ wide. Discs are cut where α < σ(−8).
+    /// transition is r/κ wide. Discs are cut where σ < σ(−6) (see [`crate::disc::X_CUT`]).
     pub sharpness: f32,
     /// Depth sharpness β, 1/m: covered discs are blended with weights α·exp(−β·depth of their centre).
     /// SDFLabel uses 150 with hard coverage; with soft coverage the faint rim of a disc 10 cm in
@@ -26,7 +26,7 @@ pub struct RenderConfig {
 impl Default for RenderConfig {
     fn default() -> Self {
         RenderConfig {
-            radius_units: 0.05,
+            radius_units: 0.04,
             sharpness: 6.0,
             depth_sharpness_per_m: 30.0,
         }

@@ -48,7 +48,12 @@ fn discs_on_a_sphere_render_its_silhouette() {
     let surfels = sphere(3000, 1.0);
     let cam = camera(64, 120.0);
     let z = 5.0f32;
-    let image = render(&cam, &pose([0.1, -0.05, z], 0.3, 1.0), &surfels, &RenderConfig::default()).unwrap();
+    // 3,000 points on the unit sphere lie ~0.065 apart: discs of radius 0.05 close the gaps.
+    let config = RenderConfig {
+        radius_units: 0.05,
+        ..RenderConfig::default()
+    };
+    let image = render(&cam, &pose([0.1, -0.05, z], 0.3, 1.0), &surfels, &config).unwrap();
     let (mut inter, mut union) = (0, 0);
     for v in 0..cam.height {
         for u in 0..cam.width {
