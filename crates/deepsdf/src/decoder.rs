@@ -26,7 +26,7 @@ impl Default for DecoderConfig {
     fn default() -> Self {
         DecoderConfig {
             latent_dim: 8,
-            width: 128,
+            width: 64,
             depth: 4,
         }
     }

@@ -15,7 +15,7 @@ use ndarray::{Array2, s};
 use rayon::prelude::*;
 
 /// Points per parallel block.
-const BLOCK: usize = 256;
+const BLOCK: usize = 128;
 
 #[derive(Clone, Debug)]
 struct Layer {

@@ -35,8 +35,8 @@ pub struct SurfaceConfig {
 impl Default for SurfaceConfig {
     fn default() -> Self {
         SurfaceConfig {
-            coarse_cells: 16,
-            levels: 1,
+            coarse_cells: 8,
+            levels: 2,
             keep_factor: 1.1,
             max_residual_units: 0.01,
         }

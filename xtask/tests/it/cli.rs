@@ -384,8 +384,9 @@ fn train_sdf_then_eval_sdf_on_a_tiny_prior() {
             "train-sdf",
             "--shapes",
             "3",
+            // 20 steps left the 4 × 64 decoder decoding to nothing (no zero crossing yet).
             "--steps",
-            "20",
+            "60",
             "--latent-dim",
             "3",
             "--out",
