@@ -4,7 +4,9 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use nalgebra::{Matrix3, Vector3};
-use render::{CpuRenderer, CropCamera, ImageGrad, Job, Pose, RenderConfig, Renderer, Surfels, backward, render};
+use render::{
+    CpuRenderer, CropCamera, ImageGrad, Job, Pose, RenderConfig, Renderer, Surfels, backward, render,
+};
 
 /// A car-sized ellipsoid (model units) sampled with `n` surfels, NOCS colours.
 fn ellipsoid(n: usize) -> Surfels {
@@ -63,10 +65,16 @@ fn bench(c: &mut Criterion) {
     let (cam, pose) = setup(0);
     let image = render(&cam, &pose, &surfels, &config).unwrap();
     let covered = image.mask.iter().filter(|m| **m > 0.5).count();
-    eprintln!("one object: {} surfels, {covered} of {} pixels covered", surfels.len(), cam.pixels());
+    eprintln!(
+        "one object: {} surfels, {covered} of {} pixels covered",
+        surfels.len(),
+        cam.pixels()
+    );
     let grad = grad_of(&cam);
     let mut g = c.benchmark_group("render");
-    g.bench_function("forward_3000_surfels_64x64", |b| b.iter(|| render(&cam, &pose, &surfels, &config).unwrap()));
+    g.bench_function("forward_3000_surfels_64x64", |b| {
+        b.iter(|| render(&cam, &pose, &surfels, &config).unwrap())
+    });
     g.bench_function("forward_backward_3000_surfels_64x64", |b| {
         b.iter(|| {
             let image = render(&cam, &pose, &surfels, &config).unwrap();
@@ -77,10 +85,15 @@ fn bench(c: &mut Criterion) {
     let jobs: Vec<Job<'_>> = (0..64)
         .map(|k| {
             let (camera, pose) = setup(k);
-            Job { camera, pose, surfels: &surfels }
+            Job {
+                camera,
+                pose,
+                surfels: &surfels,
+            }
         })
         .collect();
     let grads: Vec<ImageGrad> = jobs.iter().map(|j| grad_of(&j.camera)).collect();
+    #[allow(unused_mut, reason = "pushed to with the cuda feature")]
     let mut renderers: Vec<Box<dyn Renderer>> = vec![Box::new(CpuRenderer)];
     #[cfg(feature = "cuda")]
     match render::cuda::CudaRenderer::new(0) {

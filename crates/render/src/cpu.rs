@@ -25,16 +25,7 @@ pub(crate) fn place_all(
         .par_iter()
         .zip(&surfels.normals)
         .zip(&surfels.colours)
-        .map(|((p, n), col)| {
-            disc::place(
-                camera,
-                pose.apply(p),
-                pose.rotate(n),
-                *col,
-                r,
-                config.sharpness,
-            )
-        })
+        .map(|((p, n), col)| disc::place(camera, pose.apply(p), pose.rotate(n), *col, r, config.sharpness))
         .collect()
 }
 
@@ -144,7 +135,12 @@ pub(crate) fn disc_grads(
 }
 
 /// Chains camera-frame disc gradients to the model-frame surfels and the pose.
-pub(crate) fn chain_to_model(pose: &Pose, surfels: &Surfels, grads: &[DiscGrad], config: &RenderConfig) -> SurfelGrad {
+pub(crate) fn chain_to_model(
+    pose: &Pose,
+    surfels: &Surfels,
+    grads: &[DiscGrad],
+    config: &RenderConfig,
+) -> SurfelGrad {
     let rt = pose.rotation.transpose();
     let mut out = SurfelGrad {
         positions: Vec::with_capacity(grads.len()),

@@ -17,6 +17,11 @@
 //! - discs seen at a grazing angle fade out: cov = α·φ(cos), see [`GRAZING_COS`];
 //! - mask M = 1 − Π(1 − cov), where log(1 − α) = softplus(x_c) − softplus(x) is exact and stable.
 
+#![allow(
+    clippy::needless_range_loop,
+    reason = "index loops, like the CUDA kernels they mirror"
+)]
+
 /// Discs are cut where their coverage logit x = κ(1 − ρ/r) is below this (σ(x) < 2.5·10⁻³): with
 /// κ = 6 the cut lies at twice the radius.
 pub const X_CUT: f32 = -6.0;
@@ -439,8 +444,7 @@ mod tests {
         };
         let kappa = 6.0;
         let place_at = |x_off: f32| {
-            place(&cam, [x_off, 0.0, 5.0], [0.0, 0.0, -1.0], [0.0; 3], 0.1, kappa)
-                .unwrap_or_default()
+            place(&cam, [x_off, 0.0, 5.0], [0.0, 0.0, -1.0], [0.0; 3], 0.1, kappa).unwrap_or_default()
         };
         let ray = [0.0, 0.0, 1.0];
         // On the rim.

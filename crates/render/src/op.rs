@@ -34,7 +34,12 @@ impl RenderOp {
     }
 
     /// Renders camera-frame tensors: `[H, W, 8]`.
-    pub fn apply(&self, positions: &Tensor, normals: &Tensor, colours: &Tensor) -> candle_core::Result<Tensor> {
+    pub fn apply(
+        &self,
+        positions: &Tensor,
+        normals: &Tensor,
+        colours: &Tensor,
+    ) -> candle_core::Result<Tensor> {
         positions.apply_op3(normals, colours, self.clone())
     }
 }
@@ -106,7 +111,11 @@ impl CustomOp3 for RenderOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let surfels = surfels_of(slice(s1, l1, "positions")?, slice(s2, l2, "normals")?, slice(s3, l3, "colours")?);
+        let surfels = surfels_of(
+            slice(s1, l1, "positions")?,
+            slice(s2, l2, "normals")?,
+            slice(s3, l3, "colours")?,
+        );
         let (pose, config) = self.identity_setup();
         let image = cpu::render(&self.camera, &pose, &surfels, &config).map_err(to_err)?;
         let shape = Shape::from((self.camera.height, self.camera.width, CHANNELS));

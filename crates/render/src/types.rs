@@ -85,7 +85,13 @@ impl CropCamera {
 
     pub(crate) fn validate(&self) -> Result<()> {
         let ok = |v: f32| v.is_finite() && v > 0.0;
-        if ok(self.fx) && ok(self.fy) && self.cx.is_finite() && self.cy.is_finite() && self.width > 0 && self.height > 0 {
+        if ok(self.fx)
+            && ok(self.fy)
+            && self.cx.is_finite()
+            && self.cy.is_finite()
+            && self.width > 0
+            && self.height > 0
+        {
             Ok(())
         } else {
             Err(RenderError::InvalidInput(format!("crop camera {self:?}")))
@@ -128,7 +134,11 @@ impl Pose {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        let finite = self.rotation.iter().chain(self.translation_m.iter()).all(|v| v.is_finite());
+        let finite = self
+            .rotation
+            .iter()
+            .chain(self.translation_m.iter())
+            .all(|v| v.is_finite());
         if finite && self.scale.is_finite() && self.scale > 0.0 {
             Ok(())
         } else {
@@ -206,7 +216,11 @@ impl Image {
         let m = self.mask[i];
         (m > min_mask && m > 0.0).then(|| {
             let k = 1.0 / m;
-            (self.colour[i].map(|v| v * k), self.normal[i].map(|v| v * k), self.depth_m[i] * k)
+            (
+                self.colour[i].map(|v| v * k),
+                self.normal[i].map(|v| v * k),
+                self.depth_m[i] * k,
+            )
         })
     }
 
@@ -254,7 +268,12 @@ impl ImageGrad {
     }
 
     pub(crate) fn validate(&self, pixels: usize) -> Result<()> {
-        let sizes = [self.colour.len(), self.normal.len(), self.depth_m.len(), self.mask.len()];
+        let sizes = [
+            self.colour.len(),
+            self.normal.len(),
+            self.depth_m.len(),
+            self.mask.len(),
+        ];
         if sizes.iter().all(|&s| s == pixels) {
             Ok(())
         } else {

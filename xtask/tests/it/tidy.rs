@@ -72,6 +72,7 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("kitti", &["geom"][..]),
         ("sim", &["geom", "kitti"][..]),
         ("deepsdf", &["geom", "kitti", "sim"][..]),
+        ("render", &["geom"][..]),
         ("xtask", &["geom", "kitti", "sim", "deepsdf"][..]),
     ])
 }

@@ -75,10 +75,21 @@ impl Setup {
 /// Asserts ‖analytic − numeric‖ ≤ 2 % ‖numeric‖ (+ a floor for f32 rounding), and that the numeric
 /// gradient is not trivially zero.
 fn assert_close(what: &str, analytic: &[f64], numeric: &[f64]) {
-    let diff: f64 = analytic.iter().zip(numeric).map(|(a, n)| (a - n).powi(2)).sum::<f64>().sqrt();
+    let diff: f64 = analytic
+        .iter()
+        .zip(numeric)
+        .map(|(a, n)| (a - n).powi(2))
+        .sum::<f64>()
+        .sqrt();
     let norm: f64 = numeric.iter().map(|n| n * n).sum::<f64>().sqrt();
-    assert!(norm > 1e-3, "{what}: numeric gradient is ~0 ({norm:e}): the check would prove nothing");
-    assert!(diff <= 0.02 * norm + 2e-3, "{what}: |analytic − numeric| = {diff:e}, |numeric| = {norm:e}\n analytic {analytic:?}\n numeric {numeric:?}");
+    assert!(
+        norm > 1e-3,
+        "{what}: numeric gradient is ~0 ({norm:e}): the check would prove nothing"
+    );
+    assert!(
+        diff <= 0.02 * norm + 2e-3,
+        "{what}: |analytic − numeric| = {diff:e}, |numeric| = {norm:e}\n analytic {analytic:?}\n numeric {numeric:?}"
+    );
 }
 
 fn check(output: Output) {
@@ -103,7 +114,10 @@ fn check(output: Output) {
     ];
     for (name, field, grads) in fields {
         if name == "colours" && !matches!(output, Output::Colour) {
-            assert!(grads.iter().flatten().all(|v| *v == 0.0), "{output:?}: colours get a gradient");
+            assert!(
+                grads.iter().flatten().all(|v| *v == 0.0),
+                "{output:?}: colours get a gradient"
+            );
             continue;
         }
         let (mut a, mut n) = (Vec::new(), Vec::new());
@@ -181,7 +195,10 @@ fn candle_op_gradients_match_the_plain_backward() {
     let cam_normals: Vec<f32> = s.surfels.normals.iter().flat_map(|p| s.pose.rotate(p)).collect();
     // Points relative to the translation, which becomes the variable.
     let t = s.pose.translation_m;
-    let rel: Vec<f32> = cam_points.chunks(3).flat_map(|p| [p[0] - t.x, p[1] - t.y, p[2] - t.z]).collect();
+    let rel: Vec<f32> = cam_points
+        .chunks(3)
+        .flat_map(|p| [p[0] - t.x, p[1] - t.y, p[2] - t.z])
+        .collect();
     let translation = Var::from_vec(vec![t.x, t.y, t.z], (1, 3), &dev).unwrap();
     let colours = Var::from_vec(s.surfels.colours.concat(), (n, 3), &dev).unwrap();
     let rel = Tensor::from_vec(rel, (n, 3), &dev).unwrap();
@@ -200,16 +217,43 @@ fn candle_op_gradients_match_the_plain_backward() {
     let g_t = Tensor::from_vec(g.clone(), (24, 24, 8), &dev).unwrap();
     let loss = (out * &g_t).unwrap().sum_all().unwrap();
     let grads = loss.backward().unwrap();
-    let gt: Vec<f32> = grads.get(translation.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    let gcol: Vec<f32> = grads.get(colours.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let gt: Vec<f32> = grads
+        .get(translation.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let gcol: Vec<f32> = grads
+        .get(colours.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
 
     let image = render(&s.cam, &s.pose, &s.surfels, &s.config).unwrap();
-    let plain = backward(&s.cam, &s.pose, &s.surfels, &s.config, &image, &render::unpack_grad(&g)).unwrap();
+    let plain = backward(
+        &s.cam,
+        &s.pose,
+        &s.surfels,
+        &s.config,
+        &image,
+        &render::unpack_grad(&g),
+    )
+    .unwrap();
     for k in 0..3 {
         let want = plain.pose.translation_m[k];
-        assert!((gt[k] - want).abs() <= 1e-3 * want.abs().max(1.0), "translation {k}: {} vs {want}", gt[k]);
+        assert!(
+            (gt[k] - want).abs() <= 1e-3 * want.abs().max(1.0),
+            "translation {k}: {} vs {want}",
+            gt[k]
+        );
     }
     let want: Vec<f32> = plain.colours.concat();
-    let worst = gcol.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let worst = gcol
+        .iter()
+        .zip(&want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     assert!(worst < 1e-5, "colour gradients differ by {worst}");
 }

@@ -2,6 +2,7 @@
 //! every output with respect to every input, the candle op, thread-count independence, and CPU/CUDA
 //! agreement (the CUDA half runs where the `cuda` feature is on and a GPU is present).
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(clippy::needless_range_loop, reason = "coordinate loops read best indexed")]
 
 mod gradients;
 mod scenes;

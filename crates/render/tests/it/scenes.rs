@@ -58,7 +58,8 @@ fn discs_on_a_sphere_render_its_silhouette() {
     for v in 0..cam.height {
         for u in 0..cam.width {
             // The ray hits the sphere iff its distance from the centre is below the radius.
-            let d = nalgebra::Vector3::new((u as f32 - cam.cx) / cam.fx, (v as f32 - cam.cy) / cam.fy, 1.0).normalize();
+            let d = nalgebra::Vector3::new((u as f32 - cam.cx) / cam.fx, (v as f32 - cam.cy) / cam.fy, 1.0)
+                .normalize();
             let c = nalgebra::Vector3::new(0.1, -0.05, z);
             let dist = (c - d * c.dot(&d)).norm();
             let truth = dist < 1.0;
@@ -126,7 +127,10 @@ fn results_do_not_depend_on_the_thread_count() {
     let p = pose([0.0, 0.0, 5.0], 0.7, 1.0);
     let config = RenderConfig::default();
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| {
             let image = render(&cam, &p, &surfels, &config).unwrap();
             let mut g = ImageGrad::zeros(64, 64);
@@ -154,7 +158,11 @@ fn batch_renderers_agree_with_the_reference() {
     for k in 0..8 {
         jobs.push(Job {
             camera: cams[k % 2],
-            pose: pose([0.1 * k as f32 - 0.3, 0.05, 5.0 + 0.2 * k as f32], 0.4 * k as f32, 1.0 + 0.05 * k as f32),
+            pose: pose(
+                [0.1 * k as f32 - 0.3, 0.05, 5.0 + 0.2 * k as f32],
+                0.4 * k as f32,
+                1.0 + 0.05 * k as f32,
+            ),
             surfels: &shapes[k % 2],
         });
     }
@@ -192,21 +200,44 @@ fn batch_renderers_agree_with_the_reference() {
     for r in &renderers {
         let images = r.render_batch(&jobs, &config).unwrap();
         let out = r.backward_batch(&jobs, &config, &images, &grads).unwrap();
-        for (k, ((image, grad), (ref_image, ref_grad))) in images.iter().zip(&out).zip(&reference).enumerate() {
+        for (k, ((image, grad), (ref_image, ref_grad))) in images.iter().zip(&out).zip(&reference).enumerate()
+        {
             let d = max_rel_diff(image, ref_image, 1e-2);
             assert!(d < 1e-4, "{}: job {k} image differs by {d}", r.name());
-            let scale = ref_grad.positions.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
+            let scale = ref_grad
+                .positions
+                .iter()
+                .flatten()
+                .fold(0f32, |m, v| m.max(v.abs()));
             let worst = grad
                 .positions
                 .iter()
                 .flatten()
                 .zip(ref_grad.positions.iter().flatten())
-                .chain(grad.normals.iter().flatten().zip(ref_grad.normals.iter().flatten()))
-                .chain(grad.colours.iter().flatten().zip(ref_grad.colours.iter().flatten()))
+                .chain(
+                    grad.normals
+                        .iter()
+                        .flatten()
+                        .zip(ref_grad.normals.iter().flatten()),
+                )
+                .chain(
+                    grad.colours
+                        .iter()
+                        .flatten()
+                        .zip(ref_grad.colours.iter().flatten()),
+                )
                 .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(worst <= 1e-4 * scale, "{}: job {k} surfel gradients differ by {worst} (scale {scale})", r.name());
+            assert!(
+                worst <= 1e-4 * scale,
+                "{}: job {k} surfel gradients differ by {worst} (scale {scale})",
+                r.name()
+            );
             let pd = (grad.pose.translation_m - ref_grad.pose.translation_m).norm();
-            assert!(pd <= 1e-4 * ref_grad.pose.translation_m.norm().max(1.0), "{}: job {k} pose", r.name());
+            assert!(
+                pd <= 1e-4 * ref_grad.pose.translation_m.norm().max(1.0),
+                "{}: job {k} pose",
+                r.name()
+            );
         }
     }
 }
