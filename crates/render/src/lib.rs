@@ -13,10 +13,14 @@
 //!   the same [`Renderer`] trait; [`best_available`] picks it when a GPU is present.
 
 mod backend;
+#[cfg(any(feature = "cuda", test))]
+mod batch;
 mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod disc;
+#[cfg(test)]
+mod emulate;
 mod error;
 mod op;
 mod types;
