@@ -24,6 +24,19 @@ fn bench_surface(c: &mut Criterion) {
     g.bench_function("extract_surface_with_jacobian", |b| {
         b.iter(|| extract_surface(&prior.decoder, &z, &config, true).unwrap())
     });
+    // A denser extraction, ~3,000 points (the figure).
+    let dense = SurfaceConfig {
+        coarse_cells: 11,
+        ..SurfaceConfig::default()
+    };
+    let n = extract_surface(&prior.decoder, &z, &dense, false).unwrap().len();
+    eprintln!("{} surface points per dense extraction", n);
+    g.bench_function("extract_surface_dense", |b| {
+        b.iter(|| extract_surface(&prior.decoder, &z, &dense, false).unwrap())
+    });
+    g.bench_function("extract_surface_dense_with_jacobian", |b| {
+        b.iter(|| extract_surface(&prior.decoder, &z, &dense, true).unwrap())
+    });
     g.finish();
 }
 

@@ -14,6 +14,9 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, s};
 use rayon::prelude::*;
 
+/// Every hidden layer's pre-activation and its sigmoid, `[n, width]` each.
+type Activations = Vec<(Array2<f32>, Array2<f32>)>;
+
 /// Points per parallel block.
 const BLOCK: usize = 128;
 
@@ -34,8 +37,58 @@ pub struct FastDecoder {
     skip: usize,
 }
 
-fn sigmoid(a: f32) -> f32 {
-    1.0 / (1.0 + (-a).exp())
+/// e^x to ~1 ulp (Cephes' expf: x = n·ln 2 + r, a degree-7 polynomial in r, 2^n from the exponent
+/// bits), branch-free so that the activation loops vectorise; libm's `exp` was about half of the
+/// decoder's run time.
+#[inline]
+fn exp_fast(x: f32) -> f32 {
+    // 1.5·2^23: adding and subtracting it rounds to the nearest integer in f32 arithmetic.
+    const ROUND: f32 = 12_582_912.0;
+    #[allow(
+        clippy::manual_clamp,
+        reason = "max/min vectorise; clamp's NaN checks did not"
+    )]
+    let x = x.max(-87.0).min(88.0);
+    let t = x * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
+    // n as an integer without a (saturating, scalar) float → int cast: t's low mantissa bits.
+    let n_int = t.to_bits().wrapping_sub(ROUND.to_bits());
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let mut p = 1.987_569_2e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    f32::from_bits(n_int.wrapping_add(127) << 23) * y
+}
+
+/// σ(a) into `sig` and a·σ(a) into `act`, in lanes of 8 so that the compiler vectorises the loop.
+fn silu(a: &[f32], sig: &mut [f32], act: &mut [f32]) {
+    const LANES: usize = 8;
+    let mut a8 = a.chunks_exact(LANES);
+    let mut s8 = sig.chunks_exact_mut(LANES);
+    let mut h8 = act.chunks_exact_mut(LANES);
+    for ((a, s), h) in (&mut a8).zip(&mut s8).zip(&mut h8) {
+        let mut e = [0.0f32; LANES];
+        for i in 0..LANES {
+            e[i] = exp_fast(-a[i]);
+        }
+        for i in 0..LANES {
+            s[i] = 1.0 / (1.0 + e[i]);
+            h[i] = a[i] * s[i];
+        }
+    }
+    for ((a, s), h) in a8
+        .remainder()
+        .iter()
+        .zip(s8.into_remainder())
+        .zip(h8.into_remainder())
+    {
+        *s = 1.0 / (1.0 + exp_fast(-a));
+        *h = a * *s;
+    }
 }
 
 impl FastDecoder {
@@ -94,15 +147,22 @@ impl FastDecoder {
             .collect()
     }
 
-    /// Forward pass of one block: the output and every layer's pre-activation `[n, fan_out]`.
-    fn forward_block(&self, consts: &[Vec<f32>], xs: &[[f32; 3]]) -> (Vec<f32>, Vec<Array2<f32>>) {
+    /// Forward pass of one block: the output, and every hidden layer's pre-activation and its
+    /// sigmoid `[n, fan_out]` (for the backward pass).
+    fn forward_block(&self, consts: &[Vec<f32>], xs: &[[f32; 3]]) -> (Vec<f32>, Activations) {
         let n = xs.len();
-        let x = Array2::from_shape_fn((n, 3), |(p, j)| xs[p][j]);
+        let x = Array2::from_shape_vec((n, 3), xs.concat()).unwrap_or_else(|_| Array2::zeros((n, 3)));
         let last = self.layers.len() - 1;
         let mut pre = Vec::with_capacity(self.layers.len());
         let mut h: Option<Array2<f32>> = None;
         for (k, l) in self.layers.iter().enumerate() {
-            let mut a = Array2::from_shape_fn((n, l.fan_out), |(_, o)| consts[k][o]);
+            // Every row starts as the layer's constant part (bias + latent share).
+            let mut init = Vec::with_capacity(n * l.fan_out);
+            for _ in 0..n {
+                init.extend_from_slice(&consts[k]);
+            }
+            let mut a = Array2::from_shape_vec((n, l.fan_out), init)
+                .unwrap_or_else(|_| Array2::zeros((n, l.fan_out)));
             if let Some(h) = &h {
                 let wh = l.w_mat.slice(s![.., ..h.ncols()]);
                 general_mat_mul(1.0, h, &wh.t(), 1.0, &mut a);
@@ -114,11 +174,19 @@ impl FastDecoder {
             }
             if k == last {
                 let out = a.iter().map(|v| v.tanh()).collect();
-                pre.push(a);
                 return (out, pre);
             }
-            h = Some(a.mapv(|v| v * sigmoid(v)));
-            pre.push(a);
+            // Plain slice loops: these vectorise (ndarray's index-mapped iterators did not).
+            let a_flat: &[f32] = a.as_slice().unwrap_or(&[]);
+            let mut sig = vec![0.0f32; a_flat.len()];
+            let mut act = vec![0.0f32; a_flat.len()];
+            silu(a_flat, &mut sig, &mut act);
+            let shape = (n, l.fan_out);
+            h = Some(Array2::from_shape_vec(shape, act).unwrap_or_else(|_| Array2::zeros(shape)));
+            pre.push((
+                a,
+                Array2::from_shape_vec(shape, sig).unwrap_or_else(|_| Array2::zeros(shape)),
+            ));
         }
         (Vec::new(), pre)
     }
@@ -144,7 +212,8 @@ impl FastDecoder {
                 let last = self.layers.len() - 1;
                 let mut grads = Array2::<f32>::zeros((n, dim + 3));
                 // d out / d pre-activation of the output layer.
-                let mut g = Array2::from_shape_fn((n, 1), |(p, _)| 1.0 - out[p] * out[p]);
+                let mut g = Array2::from_shape_vec((n, 1), out.iter().map(|o| 1.0 - o * o).collect())
+                    .unwrap_or_else(|_| Array2::zeros((n, 1)));
                 for k in (0..=last).rev() {
                     let l = &self.layers[k];
                     // Gradient w.r.t. this layer's input vectors: G · W.
@@ -157,13 +226,16 @@ impl FastDecoder {
                     if self.is_skip(k) {
                         grads += &gin.slice(s![.., width..]);
                     }
-                    // Through the previous layer's SiLU.
-                    let a = &pre[k - 1];
-                    g = Array2::from_shape_fn((n, width), |(p, i)| {
-                        let a = a[(p, i)];
-                        let s = sigmoid(a);
-                        gin[(p, i)] * s * (1.0 + a * (1.0 - s))
-                    });
+                    // Through the previous layer's SiLU: d(a·σ(a))/da = σ(1 + a(1 − σ)).
+                    let (a, sig) = &pre[k - 1];
+                    let mut next = gin.slice(s![.., ..width]).as_standard_layout().into_owned();
+                    if let (Some(g), Some(a), Some(sg)) = (next.as_slice_mut(), a.as_slice(), sig.as_slice())
+                    {
+                        for ((g, &a), &s) in g.iter_mut().zip(a).zip(sg) {
+                            *g *= s * (1.0 + a * (1.0 - s));
+                        }
+                    }
+                    g = next;
                 }
                 let grads: Vec<Vec<f32>> = grads.outer_iter().map(|r| r.to_vec()).collect();
                 (out, grads)
@@ -182,6 +254,18 @@ impl FastDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exp_fast_is_accurate() {
+        let mut worst = 0.0f64;
+        for i in -8000..=8000 {
+            let x = i as f32 * 0.01;
+            let want = f64::from(x).exp();
+            worst = worst.max(((f64::from(exp_fast(x)) - want) / want).abs());
+        }
+        assert!(worst < 3e-7, "relative error {worst:e}");
+        assert!(exp_fast(-200.0) < 1e-37 && exp_fast(200.0) > 1e38);
+    }
     use crate::decoder::{DecoderConfig, normalised};
     use candle_core::Device;
 
