@@ -2,11 +2,13 @@
 //! repository root (found from `CARGO_MANIFEST_DIR`), so the commands work from any directory.
 
 mod eval;
+mod eval_css;
 mod eval_sdf;
 mod gen_data;
 mod gen_eval_set;
 mod plot;
 mod show_frame;
+mod train_css;
 mod train_sdf;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +41,10 @@ enum Command {
     TrainSdf(train_sdf::Args),
     /// Evaluates the shape prior: Chamfer distance of training and held-out cars, in metres.
     EvalSdf(eval_sdf::Args),
+    /// Trains the CSS network (NOCS, mask, shape latent) on synthetic crops → data/weights/css.safetensors.
+    TrainCss(train_css::Args),
+    /// Evaluates the CSS network on held-out synthetic crops: mask IoU, NOCS error, latent Chamfer.
+    EvalCss(eval_css::Args),
 }
 
 /// The repository root.
@@ -64,5 +70,7 @@ fn main() -> anyhow::Result<()> {
         Command::ShowFrame(args) => show_frame::run(args),
         Command::TrainSdf(args) => train_sdf::run(args),
         Command::EvalSdf(args) => eval_sdf::run(args),
+        Command::TrainCss(args) => train_css::run(args),
+        Command::EvalCss(args) => eval_css::run(args),
     }
 }

@@ -10,22 +10,7 @@ use render::{
 
 /// A car-sized ellipsoid (model units) sampled with `n` surfels, NOCS colours.
 fn ellipsoid(n: usize) -> Surfels {
-    let golden = std::f32::consts::PI * (3.0 - 5f32.sqrt());
-    let axes = [0.35f32, 0.28, 0.8];
-    let mut s = Surfels::default();
-    for i in 0..n {
-        let y = 1.0 - 2.0 * (i as f32 + 0.5) / n as f32;
-        let r = (1.0 - y * y).sqrt();
-        let phi = golden * i as f32;
-        let u = [r * phi.cos(), y, r * phi.sin()];
-        let p = [u[0] * axes[0], u[1] * axes[1], u[2] * axes[2]];
-        let g = [u[0] / axes[0], u[1] / axes[1], u[2] / axes[2]];
-        let l = (g[0] * g[0] + g[1] * g[1] + g[2] * g[2]).sqrt();
-        s.positions.push(p);
-        s.normals.push(g.map(|v| v / l));
-        s.colours.push(p.map(|v| (v + 1.0) / 2.0));
-    }
-    s
+    Surfels::ellipsoid(n, [0.35, 0.28, 0.8])
 }
 
 fn setup(k: usize) -> (CropCamera, Pose) {

@@ -29,21 +29,6 @@ fn read_f64(dir: &Path, name: &str) -> Vec<f64> {
         .collect()
 }
 
-fn sphere(n: usize, radius: f32) -> Surfels {
-    let golden = std::f32::consts::PI * (3.0 - 5f32.sqrt());
-    let mut s = Surfels::default();
-    for i in 0..n {
-        let y = 1.0 - 2.0 * (i as f32 + 0.5) / n as f32;
-        let rr = (1.0 - y * y).sqrt();
-        let phi = golden * i as f32;
-        let nrm = [rr * phi.cos(), y, rr * phi.sin()];
-        s.positions.push(nrm.map(|v| v * radius));
-        s.normals.push(nrm);
-        s.colours.push(nrm.map(|v| (v + 1.0) / 2.0));
-    }
-    s
-}
-
 #[test]
 fn cuda_kernels_emulated_on_the_cpu_match_the_rust_renderer() {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -68,7 +53,7 @@ fn cuda_kernels_emulated_on_the_cpu_match_the_rust_renderer() {
         String::from_utf8_lossy(&built.stderr)
     );
 
-    let shapes = [sphere(700, 1.0), sphere(1200, 0.8)];
+    let shapes = [Surfels::sphere(700, 1.0), Surfels::sphere(1200, 0.8)];
     let config = RenderConfig::default();
     let cams = [
         CropCamera {

@@ -160,6 +160,31 @@ pub struct Surfels {
 }
 
 impl Surfels {
+    /// `n` points on a sphere of `radius` (a Fibonacci lattice) with outward normals and NOCS
+    /// colours: the test scene of this crate's tests and benches.
+    pub fn sphere(n: usize, radius: f32) -> Self {
+        Self::ellipsoid(n, [radius; 3])
+    }
+
+    /// `n` points on an axis-aligned ellipsoid of half-axes `axes` (Fibonacci lattice), outward
+    /// unit normals, NOCS colours of the unit-sphere direction.
+    pub fn ellipsoid(n: usize, axes: [f32; 3]) -> Self {
+        let golden = std::f32::consts::PI * (3.0 - 5f32.sqrt());
+        let mut s = Surfels::default();
+        for i in 0..n {
+            let y = 1.0 - 2.0 * (i as f32 + 0.5) / n as f32;
+            let r = (1.0 - y * y).sqrt();
+            let phi = golden * i as f32;
+            let u = [r * phi.cos(), y, r * phi.sin()];
+            let g = [u[0] / axes[0], u[1] / axes[1], u[2] / axes[2]];
+            let l = (g[0] * g[0] + g[1] * g[1] + g[2] * g[2]).sqrt();
+            s.positions.push([u[0] * axes[0], u[1] * axes[1], u[2] * axes[2]]);
+            s.normals.push(g.map(|v| v / l));
+            s.colours.push(u.map(|v| (v + 1.0) / 2.0));
+        }
+        s
+    }
+
     /// Number of discs.
     pub fn len(&self) -> usize {
         self.positions.len()

@@ -439,3 +439,61 @@ fn train_sdf_then_eval_sdf_on_a_tiny_prior() {
     }
     assert!(dir.path().join("tiny_shapes.png").is_file());
 }
+
+#[test]
+fn train_css_then_eval_css_on_a_tiny_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("css.toml");
+    std::fs::write(
+        &config,
+        "[model]\ninput_size = 32\nwidths = [8, 16, 32]\ngroups = 4\n[data]\nframes = 3\n[train]\nsteps = 4\nbatch_size = 4\ncheckpoint_every = 2\n",
+    )
+    .unwrap();
+    let weights = dir.path().join("tiny.safetensors");
+    let out = xtask()
+        .args(["train-css", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&weights)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(weights.is_file() && dir.path().join("tiny_loss.png").is_file());
+    assert!(dir.path().join("tiny.ckpt.safetensors").is_file());
+    let model = css::CssModel::load(&weights).unwrap();
+    assert_eq!(model.input_size(), 32);
+
+    let json = dir.path().join("css.json");
+    let out = xtask()
+        .args([
+            "eval-css",
+            "--frames",
+            "2",
+            "--chamfer-crops",
+            "2",
+            "--domain",
+            "target",
+            "--weights",
+        ])
+        .arg(&weights)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for key in ["mask_iou", "nocs_err", "latent_chamfer_m"] {
+        let x = v[key].as_f64().unwrap_or(f64::NAN);
+        assert!(x.is_finite() && x >= 0.0, "{key} = {x}");
+    }
+    assert!(v["mask_iou"].as_f64().unwrap() <= 1.0);
+    assert!(v["crops"].as_u64().unwrap() > 0);
+    assert_eq!(v["domain"], "target");
+    // The training frames' seed is refused for evaluation.
+    let out = xtask()
+        .args(["eval-css", "--seed", "1", "--weights"])
+        .arg(&weights)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

@@ -73,7 +73,8 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("sim", &["geom", "kitti"][..]),
         ("deepsdf", &["geom", "kitti", "sim"][..]),
         ("render", &["geom"][..]),
-        ("xtask", &["geom", "kitti", "sim", "deepsdf"][..]),
+        ("css", &["geom", "kitti", "sim", "deepsdf"][..]),
+        ("xtask", &["geom", "kitti", "sim", "deepsdf", "css"][..]),
     ])
 }
 

@@ -10,20 +10,9 @@ mod scenes;
 use nalgebra::{Matrix3, Vector3};
 use render::{CropCamera, Image, Pose, RenderConfig, Surfels};
 
-/// Points on a sphere of `radius` (Fibonacci lattice), outward normals, NOCS colours.
+/// Points on a sphere of `radius`, outward normals, NOCS colours.
 pub fn sphere(n: usize, radius: f32) -> Surfels {
-    let golden = std::f32::consts::PI * (3.0 - 5f32.sqrt());
-    let mut s = Surfels::default();
-    for i in 0..n {
-        let y = 1.0 - 2.0 * (i as f32 + 0.5) / n as f32;
-        let rr = (1.0 - y * y).sqrt();
-        let phi = golden * i as f32;
-        let nrm = [rr * phi.cos(), y, rr * phi.sin()];
-        s.positions.push(nrm.map(|v| v * radius));
-        s.normals.push(nrm);
-        s.colours.push(nrm.map(|v| (v + 1.0) / 2.0));
-    }
-    s
+    Surfels::sphere(n, radius)
 }
 
 /// A square crop camera looking down +z with focal length `f` px.

@@ -1,0 +1,195 @@
+//! Inference: image + 2D boxes (+ optional instance masks) → per crop NOCS, mask probability and
+//! shape latent, in batches.
+
+use crate::data::{crop_to_image, crop_window, sample_rgb};
+use crate::error::{CssError, Result};
+use crate::model::CssNet;
+use crate::weights::{Metadata, load};
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use geom::Box2d;
+use image::RgbImage;
+use std::path::Path;
+
+/// Crops per forward pass.
+pub const BATCH: usize = 16;
+/// Margin of the crop window around a box (as in training).
+pub const MARGIN: f64 = 0.15;
+
+/// A set of image pixels (an instance mask).
+pub trait PixelMask: Sync {
+    /// Whether pixel `(u, v)` belongs to the instance.
+    fn contains(&self, u: i64, v: i64) -> bool;
+}
+
+impl PixelMask for sim::detector::Mask {
+    fn contains(&self, u: i64, v: i64) -> bool {
+        let (x, y) = (u - i64::from(self.x0), v - i64::from(self.y0));
+        x >= 0
+            && y >= 0
+            && x < i64::from(self.width)
+            && y < i64::from(self.height)
+            && self.bits[(y * i64::from(self.width) + x) as usize]
+    }
+}
+
+/// One object to run the network on.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    /// Its 2D box (KITTI convention).
+    pub bbox: Box2d,
+    /// Its instance mask, if the detector gave one: the predicted mask is cut to it.
+    pub mask: Option<&'a dyn PixelMask>,
+}
+
+/// What the network says about one crop.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    /// The crop window in the image (see [`crop_window`]).
+    pub window: Box2d,
+    /// Side of the maps, px.
+    pub size: usize,
+    /// NOCS per crop pixel, row-major.
+    pub nocs: Vec<[f32; 3]>,
+    /// Mask probability per crop pixel (0 outside a given instance mask).
+    pub mask_prob: Vec<f32>,
+    /// Shape code on the unit sphere.
+    pub latent: Vec<f32>,
+}
+
+/// A trained CSS network ready for inference.
+pub struct CssModel {
+    /// The network.
+    pub net: CssNet,
+    /// Its variables.
+    pub varmap: VarMap,
+    /// What its file said.
+    pub meta: Option<Metadata>,
+}
+
+impl std::fmt::Debug for CssModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CssModel")
+            .field("config", &self.net.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CssModel {
+    /// Loads weights written by `cargo xtask train-css`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let (net, varmap, meta) = load(path, &Device::Cpu)?;
+        Ok(CssModel {
+            net,
+            varmap,
+            meta: Some(meta),
+        })
+    }
+
+    /// The network's input side, px.
+    pub fn input_size(&self) -> usize {
+        self.net.config.input_size
+    }
+
+    /// Resamples the crop of `bbox` to the network's input, planar RGB in [0, 1].
+    pub fn crop_input(&self, image: &RgbImage, bbox: &Box2d) -> (Box2d, Vec<f32>) {
+        let s = self.input_size();
+        let window = crop_window(bbox, MARGIN);
+        let mut planar = vec![0.0f32; 3 * s * s];
+        for j in 0..s {
+            for i in 0..s {
+                let (u, v) = crop_to_image(&window, s, i as f64, j as f64);
+                let rgb = sample_rgb(image, u, v);
+                for k in 0..3 {
+                    planar[k * s * s + j * s + i] = rgb[k] / 255.0;
+                }
+            }
+        }
+        (window, planar)
+    }
+
+    /// Side of the output maps, px.
+    pub fn output_size(&self) -> usize {
+        self.net.config.output_size()
+    }
+
+    /// Runs the network on planar inputs `[n, 3, S, S]` (flattened), in batches of [`BATCH`]:
+    /// (NOCS `[n, 3, T, T]`, mask probability `[n, T, T]`, latents `[n, L]`), flattened, T the
+    /// output size.
+    pub fn run(&self, inputs: &[f32], n: usize) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let s = self.input_size();
+        let per = 3 * s * s;
+        if inputs.len() != n * per {
+            return Err(CssError::InvalidInput(format!(
+                "{} input values for {n} crops of {s}²",
+                inputs.len()
+            )));
+        }
+        let (mut nocs, mut mask, mut latent) = (Vec::new(), Vec::new(), Vec::new());
+        for start in (0..n).step_by(BATCH) {
+            let b = BATCH.min(n - start);
+            let x = Tensor::from_slice(
+                &inputs[start * per..(start + b) * per],
+                (b, 3, s, s),
+                &Device::Cpu,
+            )?;
+            let out = self.net.forward(&x)?;
+            nocs.extend(out.nocs.flatten_all()?.to_vec1::<f32>()?);
+            mask.extend(
+                candle_nn::ops::sigmoid(&out.mask_logit)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?,
+            );
+            latent.extend(out.latent.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok((nocs, mask, latent))
+    }
+
+    /// Predicts NOCS, mask and latent for every request on `image`.
+    pub fn predict(&self, image: &RgbImage, requests: &[Request<'_>]) -> Result<Vec<Prediction>> {
+        let s = self.input_size();
+        let mut inputs = Vec::with_capacity(requests.len() * 3 * s * s);
+        let mut windows = Vec::with_capacity(requests.len());
+        for r in requests {
+            let b = &r.bbox;
+            let finite = [b.left, b.top, b.right, b.bottom].iter().all(|v| v.is_finite());
+            if !(finite && b.right > b.left && b.bottom > b.top) {
+                return Err(CssError::InvalidInput(format!("box {b:?}")));
+            }
+            let (w, x) = self.crop_input(image, b);
+            windows.push(w);
+            inputs.extend(x);
+        }
+        let (nocs, mask, latent) = self.run(&inputs, requests.len())?;
+        let l = self.net.config.latent_dim;
+        let t = self.output_size();
+        Ok(requests
+            .iter()
+            .enumerate()
+            .map(|(k, r)| {
+                let base = k * 3 * t * t;
+                let window = windows[k];
+                let mut mask_prob = mask[k * t * t..(k + 1) * t * t].to_vec();
+                if let Some(m) = r.mask {
+                    for j in 0..t {
+                        for i in 0..t {
+                            let (u, v) = crop_to_image(&window, t, i as f64, j as f64);
+                            if !m.contains(u.round() as i64, v.round() as i64) {
+                                mask_prob[j * t + i] = 0.0;
+                            }
+                        }
+                    }
+                }
+                Prediction {
+                    window,
+                    size: t,
+                    nocs: (0..t * t)
+                        .map(|p| [nocs[base + p], nocs[base + t * t + p], nocs[base + 2 * t * t + p]])
+                        .collect(),
+                    mask_prob,
+                    latent: latent[k * l..(k + 1) * l].to_vec(),
+                }
+            })
+            .collect())
+    }
+}

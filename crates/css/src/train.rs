@@ -1,0 +1,331 @@
+//! Training: batches of augmented crops, losses on NOCS (L1 inside the true mask), mask (binary
+//! cross-entropy) and latent (squared distance on the sphere), Adam with a step schedule, seeded
+//! and resumable (checkpoints hold the weights, Adam's moments and the step; each step's batch is
+//! drawn from its own seed, so a resumed run continues exactly where it stopped).
+
+use crate::data::{AugmentConfig, Crop, Sample, augment};
+use crate::error::{CssError, Result};
+use crate::model::{CssNet, CssOutput, ModelConfig, build, sorted_vars};
+use crate::weights::{FORMAT, Metadata, load_tensors, network_from, save_tensors, variables};
+use candle_core::{Device, Tensor, Var};
+use candle_nn::VarMap;
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Optimisation settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Seed of the weights and of every batch.
+    pub seed: u64,
+    /// Optimisation steps.
+    pub steps: usize,
+    /// Crops per step.
+    pub batch_size: usize,
+    /// Adam learning rate (halved at 60 % and again at 85 % of the steps).
+    pub lr: f64,
+    /// Weight of the NOCS L1.
+    pub nocs_weight: f64,
+    /// Weight of the mask cross-entropy.
+    pub mask_weight: f64,
+    /// Weight of the latent loss.
+    pub latent_weight: f64,
+    /// A checkpoint every this many steps (0: none).
+    pub checkpoint_every: usize,
+    /// Augmentation.
+    pub augment: AugmentConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            seed: 0,
+            steps: 4000,
+            batch_size: 16,
+            lr: 2e-3,
+            nocs_weight: 2.0,
+            mask_weight: 1.0,
+            latent_weight: 0.5,
+            checkpoint_every: 250,
+            augment: AugmentConfig::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The learning rate at `step`.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        let f = step as f64 / self.steps.max(1) as f64;
+        if f < 0.6 {
+            self.lr
+        } else if f < 0.85 {
+            self.lr * 0.5
+        } else {
+            self.lr * 0.25
+        }
+    }
+}
+
+/// The three losses of one step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Losses {
+    /// Mean |NOCS − target| inside the true mask.
+    pub nocs: f32,
+    /// Mean binary cross-entropy of the mask.
+    pub mask: f32,
+    /// Mean squared distance of the unit latents.
+    pub latent: f32,
+    /// The weighted sum.
+    pub total: f32,
+}
+
+/// A batch as tensors: input `[B, 3, S, S]`, NOCS `[B, 3, S, S]`, mask `[B, 1, S, S]`, latent `[B, L]`.
+pub struct Batch {
+    /// Input crops.
+    pub input: Tensor,
+    /// NOCS targets.
+    pub nocs: Tensor,
+    /// Mask targets.
+    pub mask: Tensor,
+    /// Latent targets.
+    pub latent: Tensor,
+}
+
+/// Stacks samples into a batch (inputs `size`², targets `target`²).
+pub fn stack(samples: &[Sample], size: usize, target: usize, device: &Device) -> Result<Batch> {
+    let b = samples.len();
+    if b == 0 {
+        return Err(CssError::Empty("an empty batch".into()));
+    }
+    let l = samples[0].latent.len();
+    let cat = |f: &dyn Fn(&Sample) -> &Vec<f32>| {
+        samples
+            .iter()
+            .flat_map(|s| f(s).iter().copied())
+            .collect::<Vec<f32>>()
+    };
+    Ok(Batch {
+        input: Tensor::from_vec(cat(&|s| &s.input), (b, 3, size, size), device)?,
+        nocs: Tensor::from_vec(cat(&|s| &s.nocs), (b, 3, target, target), device)?,
+        mask: Tensor::from_vec(cat(&|s| &s.mask), (b, 1, target, target), device)?,
+        latent: Tensor::from_vec(cat(&|s| &s.latent), (b, l), device)?,
+    })
+}
+
+/// The losses of `out` against `batch`, as tensors (total first) and as numbers.
+pub fn losses(out: &CssOutput, batch: &Batch, config: &TrainConfig) -> Result<(Tensor, Losses)> {
+    // Stable BCE with logits: max(x, 0) − x·t + log(1 + e^(−|x|)).
+    let x = &out.mask_logit;
+    let bce = ((x.relu()? - (x * &batch.mask)?)? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?)?.mean_all()?;
+    let mask3 = batch.mask.broadcast_as(batch.nocs.shape())?;
+    let abs = ((&out.nocs - &batch.nocs)?.abs()? * &mask3)?.sum_all()?;
+    let count = (mask3.sum_all()? + 1.0)?;
+    let nocs = (abs / count)?;
+    let latent = (&out.latent - &batch.latent)?.sqr()?.sum(1)?.mean_all()?;
+    let total =
+        ((&nocs * config.nocs_weight)? + (&bce * config.mask_weight)? + (&latent * config.latent_weight)?)?;
+    let v = |t: &Tensor| -> Result<f32> { Ok(t.to_scalar::<f32>()?) };
+    let numbers = Losses {
+        nocs: v(&nocs)?,
+        mask: v(&bce)?,
+        latent: v(&latent)?,
+        total: v(&total)?,
+    };
+    Ok((total, numbers))
+}
+
+/// Adam over named variables (state in name order, so it can be checkpointed).
+struct Adam {
+    vars: Vec<(String, Var)>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    t: usize,
+}
+
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.999;
+const EPS: f64 = 1e-8;
+
+impl Adam {
+    fn new(varmap: &VarMap) -> Result<Self> {
+        let vars: Vec<(String, Var)> = sorted_vars(varmap)?.into_iter().collect();
+        let zeros = |v: &Var| v.as_tensor().zeros_like();
+        Ok(Adam {
+            m: vars
+                .iter()
+                .map(|(_, v)| zeros(v))
+                .collect::<candle_core::Result<_>>()?,
+            v: vars
+                .iter()
+                .map(|(_, v)| zeros(v))
+                .collect::<candle_core::Result<_>>()?,
+            vars,
+            t: 0,
+        })
+    }
+
+    fn step(&mut self, loss: &Tensor, lr: f64) -> Result<()> {
+        let grads = loss.backward()?;
+        self.t += 1;
+        let (b1t, b2t) = (1.0 - BETA1.powi(self.t as i32), 1.0 - BETA2.powi(self.t as i32));
+        for (k, (_, var)) in self.vars.iter().enumerate() {
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
+            self.m[k] = ((&self.m[k] * BETA1)? + (g * (1.0 - BETA1))?)?;
+            self.v[k] = ((&self.v[k] * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
+            let update = ((&self.m[k] / b1t)? / ((&self.v[k] / b2t)?.sqrt()? + EPS)?)?;
+            var.set(&(var.as_tensor() - (update * lr)?)?)?;
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> BTreeMap<String, Tensor> {
+        let mut out = BTreeMap::new();
+        for (k, (name, _)) in self.vars.iter().enumerate() {
+            out.insert(format!("adam.m.{name}"), self.m[k].clone());
+            out.insert(format!("adam.v.{name}"), self.v[k].clone());
+        }
+        out
+    }
+
+    fn restore(&mut self, tensors: &BTreeMap<String, Tensor>, t: usize) -> Result<()> {
+        for (k, (name, _)) in self.vars.iter().enumerate() {
+            if let (Some(m), Some(v)) = (
+                tensors.get(&format!("adam.m.{name}")),
+                tensors.get(&format!("adam.v.{name}")),
+            ) {
+                self.m[k] = m.clone();
+                self.v[k] = v.clone();
+            }
+        }
+        self.t = t;
+        Ok(())
+    }
+}
+
+/// What a finished training returns.
+pub struct Trained {
+    /// The network.
+    pub net: CssNet,
+    /// Its variables.
+    pub varmap: VarMap,
+    /// Losses of every step (including steps run before a resume, when the checkpoint had them).
+    pub history: Vec<Losses>,
+    /// Samples per second of the steps run in this call.
+    pub samples_per_s: f64,
+}
+
+/// The samples of step `step`: `batch_size` crops drawn and augmented from the step's own seed.
+pub fn step_samples(crops: &[Crop], model: &ModelConfig, config: &TrainConfig, step: usize) -> Vec<Sample> {
+    let mut rng = StdRng::seed_from_u64(config.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let picks: Vec<(usize, u64)> = (0..config.batch_size)
+        .map(|_| (rng.random_range(0..crops.len()), rng.random::<u64>()))
+        .collect();
+    picks
+        .par_iter()
+        .map(|&(i, s)| {
+            let mut rng = StdRng::seed_from_u64(s);
+            augment(
+                &crops[i],
+                model.input_size,
+                model.output_size(),
+                &config.augment,
+                &mut rng,
+            )
+        })
+        .collect()
+}
+
+/// Trains a network on `crops`. With `checkpoint` set, a checkpoint is written there every
+/// `checkpoint_every` steps and, if the file exists (same model and training config), training
+/// resumes from it. `progress(step, losses)` is called after every step; when it returns false,
+/// training stops there (after writing a checkpoint), as an interruption would.
+pub fn train(
+    crops: &[Crop],
+    model: &ModelConfig,
+    config: &TrainConfig,
+    checkpoint: Option<&Path>,
+    progress: &mut dyn FnMut(usize, &Losses) -> bool,
+) -> Result<Trained> {
+    if crops.is_empty() {
+        return Err(CssError::Empty("no training crops".into()));
+    }
+    let device = Device::Cpu;
+    let (mut net, mut varmap) = build(model, config.seed, &device)?;
+    let mut history: Vec<Losses> = Vec::new();
+    let mut start = 0;
+    let record = serde_json::json!({ "model": model, "train": config });
+    let mut restored = None;
+    if let Some(path) = checkpoint.filter(|p| p.is_file()) {
+        let (tensors, meta) = load_tensors(path, &device)?;
+        let same = meta.model == *model && meta.training.get("config") == Some(&record);
+        if same {
+            let (n, v) = network_from(model, &tensors, &device, path)?;
+            net = n;
+            varmap = v;
+            start = meta.training.get("step").and_then(|s| s.as_u64()).unwrap_or(0) as usize;
+            history = meta
+                .training
+                .get("history")
+                .and_then(|h| serde_json::from_value(h.clone()).ok())
+                .unwrap_or_default();
+            history.truncate(start);
+            restored = Some(tensors);
+            tracing::info!(step = start, "resuming from {}", path.display());
+        } else {
+            tracing::warn!(
+                "{} was written with other settings: starting afresh",
+                path.display()
+            );
+        }
+    }
+    let mut adam = Adam::new(&varmap)?;
+    if let Some(t) = &restored {
+        adam.restore(t, start)?;
+    }
+    let size = model.input_size;
+    let began = std::time::Instant::now();
+    for step in start..config.steps {
+        let samples = step_samples(crops, model, config, step);
+        let batch = stack(&samples, size, model.output_size(), &device)?;
+        let out = net.forward(&batch.input)?;
+        let (loss, numbers) = losses(&out, &batch, config)?;
+        if !numbers.total.is_finite() {
+            return Err(CssError::InvalidInput(format!(
+                "loss is not finite at step {step}: {numbers:?}"
+            )));
+        }
+        adam.step(&loss, config.lr_at(step))?;
+        history.push(numbers);
+        let go_on = progress(step + 1, &numbers);
+        let done = step + 1;
+        if let Some(path) = checkpoint
+            && config.checkpoint_every > 0
+            && (done % config.checkpoint_every == 0 || done == config.steps || !go_on)
+        {
+            let mut tensors = variables(&varmap)?;
+            tensors.extend(adam.state());
+            let meta = Metadata {
+                format: FORMAT.to_owned(),
+                model: model.clone(),
+                training: serde_json::json!({ "config": record, "step": done, "history": history }),
+            };
+            save_tensors(path, &tensors, &meta)?;
+        }
+        if !go_on {
+            break;
+        }
+    }
+    let run = history.len().saturating_sub(start) * config.batch_size;
+    let secs = began.elapsed().as_secs_f64();
+    Ok(Trained {
+        net,
+        varmap,
+        history,
+        samples_per_s: if secs > 0.0 { run as f64 / secs } else { 0.0 },
+    })
+}

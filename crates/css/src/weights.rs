@@ -1,0 +1,149 @@
+//! Saving and loading the network (and training checkpoints) as safetensors with JSON metadata.
+
+use crate::error::{CssError, Result};
+use crate::model::{CssNet, ModelConfig};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// The format tag of CSS weight files.
+pub const FORMAT: &str = "autolabel-css-1";
+
+/// What a weights file says about itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// [`FORMAT`].
+    pub format: String,
+    /// The architecture.
+    pub model: ModelConfig,
+    /// Free-form training record (config, steps, time, final losses, or a checkpoint's step).
+    pub training: serde_json::Value,
+}
+
+fn weights_err(path: &Path, message: impl Into<String>) -> CssError {
+    CssError::Weights {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// Writes `tensors` and `meta` to `path` atomically (temporary file, then rename). Names are
+/// written in sorted order and the metadata under one key, so equal inputs give equal bytes.
+pub fn save_tensors(path: &Path, tensors: &BTreeMap<String, Tensor>, meta: &Metadata) -> Result<()> {
+    let json = serde_json::to_string(meta).map_err(|e| weights_err(path, e.to_string()))?;
+    let mut info = HashMap::new();
+    info.insert("autolabel".to_owned(), json);
+    let data: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(k, t)| {
+            let v: Vec<f32> = t.flatten_all()?.to_vec1()?;
+            let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            Ok((k.clone(), bytes, t.dims().to_vec()))
+        })
+        .collect::<Result<_>>()?;
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+        .iter()
+        .map(|(k, b, dims)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims.clone(), b)
+                .map(|v| (k.clone(), v))
+                .map_err(|e| weights_err(path, e.to_string()))
+        })
+        .collect::<Result<_>>()?;
+    let bytes = safetensors::serialize(views, Some(info)).map_err(|e| weights_err(path, e.to_string()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| weights_err(path, e.to_string()))?;
+    }
+    let tmp = path.with_extension("safetensors.tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| weights_err(&tmp, e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| weights_err(path, e.to_string()))
+}
+
+/// Reads every tensor and the metadata of `path`.
+pub fn load_tensors(path: &Path, device: &Device) -> Result<(BTreeMap<String, Tensor>, Metadata)> {
+    let bytes = std::fs::read(path).map_err(|e| weights_err(path, e.to_string()))?;
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| weights_err(path, e.to_string()))?;
+    let json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("autolabel"))
+        .ok_or_else(|| weights_err(path, "no `autolabel` metadata: not a CSS weights file"))?;
+    let meta: Metadata = serde_json::from_str(json).map_err(|e| weights_err(path, e.to_string()))?;
+    if meta.format != FORMAT {
+        return Err(weights_err(
+            path,
+            format!("format {} is not {FORMAT}", meta.format),
+        ));
+    }
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| weights_err(path, e.to_string()))?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != safetensors::Dtype::F32 {
+            return Err(weights_err(path, format!("{name} is not f32")));
+        }
+        let v: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        tensors.insert(name.clone(), Tensor::from_vec(v, view.shape().to_vec(), device)?);
+    }
+    Ok((tensors, meta))
+}
+
+/// The network's variables by name.
+pub fn variables(varmap: &VarMap) -> Result<BTreeMap<String, Tensor>> {
+    Ok(crate::model::sorted_vars(varmap)?
+        .into_iter()
+        .map(|(k, v)| (k, v.as_tensor().clone()))
+        .collect())
+}
+
+/// Builds a network from `tensors` (every variable must be present with its shape).
+pub fn network_from(
+    config: &ModelConfig,
+    tensors: &BTreeMap<String, Tensor>,
+    device: &Device,
+    path: &Path,
+) -> Result<(CssNet, VarMap)> {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    let net = CssNet::new(config, vb)?;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| CssError::InvalidInput("variable map lock poisoned".into()))?;
+    for (name, var) in data.iter() {
+        let t = tensors
+            .get(name)
+            .ok_or_else(|| weights_err(path, format!("missing tensor {name}")))?;
+        if t.dims() != var.dims() {
+            return Err(weights_err(
+                path,
+                format!("{name}: shape {:?}, expected {:?}", t.dims(), var.dims()),
+            ));
+        }
+        var.set(t)?;
+    }
+    drop(data);
+    Ok((net, varmap))
+}
+
+/// Saves a trained network.
+pub fn save(path: &Path, varmap: &VarMap, model: &ModelConfig, training: serde_json::Value) -> Result<()> {
+    let meta = Metadata {
+        format: FORMAT.to_owned(),
+        model: model.clone(),
+        training,
+    };
+    save_tensors(path, &variables(varmap)?, &meta)
+}
+
+/// Loads a trained network.
+pub fn load(path: &Path, device: &Device) -> Result<(CssNet, VarMap, Metadata)> {
+    let (tensors, meta) = load_tensors(path, device)?;
+    let (net, varmap) = network_from(&meta.model, &tensors, device, path)?;
+    Ok((net, varmap, meta))
+}

@@ -1,0 +1,319 @@
+//! CSS network tests: output shapes, the targets' geometry, a short overfit on 8 crops, weights
+//! save/load, resumable training, and inference on an image.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use candle_core::{Device, Tensor};
+use css::data::{
+    AugmentConfig, Crop, CropConfig, LatentTargets, augment, crop_to_image, crop_window, crops_of_frame,
+};
+use css::model::{ModelConfig, build};
+use css::train::{TrainConfig, train};
+use deepsdf::ShapePrior;
+use rand::{SeedableRng, rngs::StdRng};
+use sim::ShapeLibrary;
+use sim::frame::{FrameConfig, frame_seed, generate_frame};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+fn prior() -> &'static ShapePrior {
+    static PRIOR: OnceLock<ShapePrior> = OnceLock::new();
+    PRIOR.get_or_init(|| {
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/weights/deepsdf.safetensors");
+        ShapePrior::load(&p).unwrap()
+    })
+}
+
+fn library() -> &'static ShapeLibrary {
+    static LIB: OnceLock<ShapeLibrary> = OnceLock::new();
+    LIB.get_or_init(|| ShapeLibrary::procedural(2020, 1000))
+}
+
+/// Crops of a few clean frames, with fitted latent targets.
+fn crops(frames: usize) -> Vec<Crop> {
+    static CROPS: OnceLock<Vec<Crop>> = OnceLock::new();
+    let all = CROPS.get_or_init(|| {
+        let cfg = FrameConfig {
+            domain: sim::Domain::Clean,
+            ..FrameConfig::default()
+        };
+        css::data::generate_crops(
+            library(),
+            prior(),
+            &cfg,
+            77,
+            4,
+            &CropConfig::default(),
+            true,
+            &|_| (),
+        )
+        .unwrap()
+    });
+    assert!(all.len() >= 8, "{} crops", all.len());
+    all[..frames.min(all.len())].to_vec()
+}
+
+fn tiny() -> ModelConfig {
+    ModelConfig {
+        input_size: 32,
+        widths: [8, 16, 32],
+        skip_width: 8,
+        groups: 4,
+        ..ModelConfig::default()
+    }
+}
+
+#[test]
+fn outputs_have_the_documented_shapes() {
+    let dev = Device::Cpu;
+    for cfg in [
+        ModelConfig::default(),
+        ModelConfig {
+            output_stride: 1,
+            shared_decoder: false,
+            ..tiny()
+        },
+    ] {
+        let (net, _) = build(&cfg, 3, &dev).unwrap();
+        let x = Tensor::rand(0f32, 1f32, (2, 3, cfg.input_size, cfg.input_size), &dev).unwrap();
+        let out = net.forward(&x).unwrap();
+        let t = cfg.output_size();
+        assert_eq!(out.nocs.dims(), &[2, 3, t, t]);
+        assert_eq!(out.mask_logit.dims(), &[2, 1, t, t]);
+        assert_eq!(out.latent.dims(), &[2, cfg.latent_dim]);
+        let norms: Vec<f32> = out.latent.sqr().unwrap().sum(1).unwrap().to_vec1().unwrap();
+        assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-4), "{norms:?}");
+        let nocs: Vec<f32> = out.nocs.flatten_all().unwrap().to_vec1().unwrap();
+        assert!(nocs.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+}
+
+#[test]
+fn weights_are_seeded() {
+    let dev = Device::Cpu;
+    let vars = |seed| {
+        let (_, vm) = build(&tiny(), seed, &dev).unwrap();
+        css::weights::variables(&vm)
+            .unwrap()
+            .into_iter()
+            .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(vars(5), vars(5));
+    assert_ne!(vars(5), vars(6));
+}
+
+/// Every car pixel's NOCS target, taken back to metres and through the true pose into the image,
+/// lands on that pixel.
+#[test]
+fn nocs_targets_reproject_onto_their_pixels() {
+    let cfg = FrameConfig {
+        domain: sim::Domain::Clean,
+        ..FrameConfig::default()
+    };
+    let frame = generate_frame(library(), &cfg, frame_seed(77, 0));
+    let latents = LatentTargets::new(prior(), library());
+    let crop_cfg = CropConfig::default();
+    let crops = crops_of_frame(
+        &frame,
+        0,
+        library(),
+        &latents,
+        prior().meta.metres_per_unit,
+        &crop_cfg,
+    )
+    .unwrap();
+    assert!(!crops.is_empty());
+    let mut checked = 0;
+    for c in &crops {
+        let ann = &frame.annotations[c.source.1];
+        let label = &frame.labels[c.source.1];
+        let window = crop_window(&label.bbox, crop_cfg.margin);
+        let mesh = library().shape(c.shape_index).unwrap();
+        let norm = deepsdf::samples::Normalisation::for_mesh(&mesh, prior().meta.metres_per_unit).unwrap();
+        let rect_from_model = nalgebra::Matrix4::from_fn(|r, k| ann.rect_from_model[r][k]);
+        for (p, m) in c.mask.iter().enumerate() {
+            if !m {
+                continue;
+            }
+            let nocs = c.nocs[p].map(|v| f32::from(v) / 65535.0);
+            let unit = nocs.map(|v| v * 2.0 - 1.0);
+            let model = norm.to_model_m(unit);
+            let rect = rect_from_model.transform_point(&nalgebra::Point3::new(
+                f64::from(model[0]),
+                f64::from(model[1]),
+                f64::from(model[2]),
+            ));
+            let uv = frame
+                .calib
+                .project_rect_to_image(geom::Camera::Cam2, &rect)
+                .unwrap();
+            let (i, j) = (p % c.size, p / c.size);
+            let (u, v) = crop_to_image(&window, c.size, i as f64, j as f64);
+            // The target comes from the image pixel nearest to the crop pixel's centre.
+            assert!(
+                (uv[0] - u.round()).abs() < 0.05 && (uv[1] - v.round()).abs() < 0.05,
+                "{uv:?} vs ({u}, {v})"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 500, "{checked} pixels");
+}
+
+#[test]
+fn augmentation_keeps_targets_with_their_pixels_and_mirrors_nocs_x() {
+    let crop = &crops(1)[0];
+    let none = augment(
+        crop,
+        64,
+        64,
+        &AugmentConfig::none(),
+        &mut StdRng::seed_from_u64(1),
+    );
+    let flip_only = AugmentConfig {
+        flip_probability: 1.0,
+        ..AugmentConfig::none()
+    };
+    let flipped = augment(crop, 64, 64, &flip_only, &mut StdRng::seed_from_u64(1));
+    let n = 64 * 64;
+    for j in 0..64 {
+        for i in 0..64 {
+            let (a, b) = (j * 64 + i, j * 64 + 63 - i);
+            assert_eq!(none.mask[a], flipped.mask[b]);
+            for k in 0..3 {
+                assert!((none.input[k * n + a] - flipped.input[k * n + b]).abs() < 1e-6);
+            }
+            if none.mask[a] > 0.5 {
+                assert!((none.nocs[a] - (1.0 - flipped.nocs[b])).abs() < 1e-6);
+                assert_eq!(none.nocs[n + a], flipped.nocs[n + b]);
+            }
+        }
+    }
+    assert!(none.mask.iter().sum::<f32>() > 100.0);
+}
+
+#[test]
+fn a_tiny_net_overfits_eight_crops_and_round_trips_through_a_file() {
+    let crops = crops(8);
+    let model = tiny();
+    let config = TrainConfig {
+        steps: 120,
+        batch_size: 8,
+        lr: 3e-3,
+        checkpoint_every: 0,
+        augment: AugmentConfig::none(),
+        ..TrainConfig::default()
+    };
+    let trained = train(&crops, &model, &config, None, &mut |_, _| true).unwrap();
+    let first = trained.history[..5].iter().map(|l| l.total).sum::<f32>() / 5.0;
+    let last = trained.history[config.steps - 5..]
+        .iter()
+        .map(|l| l.total)
+        .sum::<f32>()
+        / 5.0;
+    assert!(last < 0.35 * first, "loss {first} → {last}");
+    let mask_last = trained.history[config.steps - 5..]
+        .iter()
+        .map(|l| l.mask)
+        .sum::<f32>()
+        / 5.0;
+    assert!(mask_last < 0.25, "mask loss {mask_last}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("css.safetensors");
+    css::weights::save(&path, &trained.varmap, &model, serde_json::json!({"test": true})).unwrap();
+    let loaded = css::CssModel::load(&path).unwrap();
+    let x = Tensor::rand(0f32, 1f32, (2, 3, 32, 32), &Device::Cpu).unwrap();
+    let a = trained.net.forward(&x).unwrap();
+    let b = loaded.net.forward(&x).unwrap();
+    let diff = (a.nocs - b.nocs)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert_eq!(diff, 0.0);
+}
+
+#[test]
+fn training_resumes_from_its_checkpoint_exactly() {
+    let crops = crops(8);
+    let model = tiny();
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("ckpt.safetensors");
+    let config = |steps| TrainConfig {
+        steps,
+        batch_size: 4,
+        checkpoint_every: 5,
+        ..TrainConfig::default()
+    };
+    let straight = train(&crops, &model, &config(10), None, &mut |_, _| true).unwrap();
+    // Interrupted after step 5 (the checkpoint is written on the way out) …
+    let stopped = train(&crops, &model, &config(10), Some(&ckpt), &mut |s, _| s < 5).unwrap();
+    assert_eq!(stopped.history.len(), 5);
+    // … and run again: it picks up at step 6 and ends where the straight run ended.
+    let mut steps_run = Vec::new();
+    let resumed = train(&crops, &model, &config(10), Some(&ckpt), &mut |s, _| {
+        steps_run.push(s);
+        true
+    })
+    .unwrap();
+    assert_eq!(steps_run, (6..=10).collect::<Vec<_>>());
+    assert_eq!(resumed.history.len(), 10);
+    let w = |vm: &candle_nn::VarMap| {
+        css::weights::variables(vm)
+            .unwrap()
+            .into_values()
+            .flat_map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (w(&straight.varmap), w(&resumed.varmap));
+    let same = a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x == y);
+    assert!(same, "resumed weights differ from an uninterrupted run");
+}
+
+#[test]
+fn inference_on_an_image_returns_one_prediction_per_box() {
+    let (net, varmap) = build(&tiny(), 1, &Device::Cpu).unwrap();
+    let model = css::CssModel {
+        net,
+        varmap,
+        meta: None,
+    };
+    let image = image::RgbImage::from_fn(200, 100, |x, y| image::Rgb([(x % 255) as u8, (y * 2) as u8, 90]));
+    let mask = sim::detector::Mask {
+        x0: 20,
+        y0: 10,
+        width: 30,
+        height: 20,
+        bits: vec![true; 600],
+    };
+    let requests = [
+        css::infer::Request {
+            bbox: geom::Box2d::new(10.0, 5.0, 60.0, 40.0),
+            mask: None,
+        },
+        css::infer::Request {
+            bbox: geom::Box2d::new(15.0, 5.0, 55.0, 35.0),
+            mask: Some(&mask),
+        },
+    ];
+    let preds = model.predict(&image, &requests).unwrap();
+    assert_eq!(preds.len(), 2);
+    let t = model.output_size();
+    for p in &preds {
+        assert_eq!(
+            (p.size, p.nocs.len(), p.mask_prob.len(), p.latent.len()),
+            (t, t * t, t * t, 8)
+        );
+    }
+    // Outside the given instance mask the probability is 0.
+    assert_eq!(preds[1].mask_prob[0], 0.0);
+    let bad = [css::infer::Request {
+        bbox: geom::Box2d::new(10.0, 5.0, 10.0, 40.0),
+        mask: None,
+    }];
+    assert!(model.predict(&image, &bad).is_err());
+}

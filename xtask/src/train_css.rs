@@ -1,0 +1,234 @@
+//! `cargo xtask train-css`: generates clean-domain synthetic frames, cuts car crops with exact
+//! NOCS, mask and latent targets, trains the CSS network (seeded, resumable from its checkpoint) and
+//! writes `data/weights/css.safetensors` with its metadata and the loss curves.
+
+use crate::plot::{Series, line_chart};
+use anyhow::{Context, bail};
+use css::config::CssConfig;
+use css::data::generate_crops;
+use css::train::{Losses, train};
+use deepsdf::ShapePrior;
+use indicatif::{ProgressBar, ProgressStyle};
+use sim::frame::FrameConfig;
+use sim::{Domain, ShapeLibrary};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Settings (default: configs/css.toml in the repository).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Output weights (default: data/weights/css.safetensors). The loss curves go next to it
+    /// (`<stem>_loss.png`), the checkpoint too (`<stem>.ckpt.safetensors`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The shape prior whose latents are the targets (default: data/weights/deepsdf.safetensors).
+    #[arg(long)]
+    prior: Option<PathBuf>,
+    /// Override the number of optimisation steps.
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Override the number of generated training frames.
+    #[arg(long)]
+    frames: Option<usize>,
+}
+
+/// Reads the settings file (every key optional).
+pub fn load_config(path: &Path) -> anyhow::Result<CssConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{}: invalid CSS settings", path.display()))
+}
+
+fn bar(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} [{{elapsed_precise}}] {{bar:40}} {{pos}}/{{len}} {{msg}} (eta {{eta}})"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Moving average over `window` steps.
+fn smooth(values: &[f64], window: usize) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(values.len());
+    let mut sum = 0.0;
+    for (i, v) in values.iter().enumerate() {
+        sum += v;
+        if i >= window {
+            sum -= values[i - window];
+        }
+        out.push(((i + 1) as f64, sum / (i + 1).min(window) as f64));
+    }
+    out
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| crate::root().join("configs/css.toml"));
+    let mut config = load_config(&config_path)?;
+    if let Some(s) = args.steps {
+        config.train.steps = s;
+    }
+    if let Some(f) = args.frames {
+        config.data.frames = f;
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| crate::root().join("data/weights/css.safetensors"));
+    let prior_path = args
+        .prior
+        .clone()
+        .unwrap_or_else(|| crate::root().join("data/weights/deepsdf.safetensors"));
+    let prior = ShapePrior::load(&prior_path)
+        .with_context(|| format!("loading the shape prior {}", prior_path.display()))?;
+    if prior.decoder.config.latent_dim != config.model.latent_dim {
+        bail!(
+            "the prior's latent has {} dimensions, the network's {}: set model.latent_dim",
+            prior.decoder.config.latent_dim,
+            config.model.latent_dim
+        );
+    }
+    let library = ShapeLibrary::procedural(config.data.library_seed, config.data.library_size);
+    let frame_config = FrameConfig {
+        domain: Domain::Clean,
+        ..FrameConfig::default()
+    };
+    let start = Instant::now();
+    let frames_bar = bar(config.data.frames, "frames");
+    let crops = generate_crops(
+        &library,
+        &prior,
+        &frame_config,
+        config.data.seed,
+        config.data.frames,
+        &config.data.crop,
+        true,
+        &|n| frames_bar.inc(n as u64),
+    )?;
+    frames_bar.finish_and_clear();
+    let data_s = start.elapsed().as_secs_f64();
+    tracing::info!(
+        "{} crops from {} frames in {data_s:.0} s",
+        crops.len(),
+        config.data.frames
+    );
+    if crops.is_empty() {
+        bail!("no crops: every car was filtered out");
+    }
+
+    let stem = out
+        .file_stem()
+        .map_or("css".into(), |s| s.to_string_lossy().into_owned());
+    let checkpoint = out.with_file_name(format!("{stem}.ckpt.safetensors"));
+    let steps_bar = bar(config.train.steps, "train-css");
+    let train_start = Instant::now();
+    let trained = train(
+        &crops,
+        &config.model,
+        &config.train,
+        Some(&checkpoint),
+        &mut |step, l: &Losses| {
+            steps_bar.set_position(step as u64);
+            if step % 10 == 0 {
+                steps_bar.set_message(format!(
+                    "nocs {:.4} mask {:.4} latent {:.4}",
+                    l.nocs, l.mask, l.latent
+                ));
+            }
+            true
+        },
+    )?;
+    steps_bar.finish_and_clear();
+    let train_s = train_start.elapsed().as_secs_f64();
+    let tail = trained.history.len().saturating_sub(100);
+    let mean = |f: &dyn Fn(&Losses) -> f32| {
+        let t = &trained.history[tail..];
+        t.iter().map(|l| f64::from(f(l))).sum::<f64>() / t.len().max(1) as f64
+    };
+    let record = serde_json::json!({
+        "config": &config,
+        "prior": prior_path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "crops": crops.len(),
+        "data_seconds": data_s,
+        "train_seconds": train_s,
+        "samples_per_second": trained.samples_per_s,
+        "final_losses_mean_of_last_100": {
+            "nocs": mean(&|l| l.nocs), "mask": mean(&|l| l.mask), "latent": mean(&|l| l.latent)
+        },
+    });
+    css::weights::save(&out, &trained.varmap, &config.model, record)?;
+
+    let series = |f: &dyn Fn(&Losses) -> f32| {
+        smooth(
+            &trained
+                .history
+                .iter()
+                .map(|l| f64::from(f(l)))
+                .collect::<Vec<_>>(),
+            50,
+        )
+    };
+    let (nocs, mask, latent) = (series(&|l| l.nocs), series(&|l| l.mask), series(&|l| l.latent));
+    let y_max = nocs
+        .iter()
+        .chain(&mask)
+        .chain(&latent)
+        .skip(50)
+        .map(|p| p.1)
+        .fold(1e-3, f64::max);
+    let png = out.with_file_name(format!("{stem}_loss.png"));
+    line_chart(
+        &png,
+        "CSS training (moving average over 50 steps)",
+        ("step", "loss"),
+        (0.0..config.train.steps.max(1) as f64, 0.0..y_max * 1.05),
+        &[
+            Series {
+                label: "NOCS L1 (in mask)".into(),
+                points: &nocs,
+                color: plotters::style::RGBColor(30, 90, 200),
+            },
+            Series {
+                label: "mask cross-entropy".into(),
+                points: &mask,
+                color: plotters::style::RGBColor(200, 60, 30),
+            },
+            Series {
+                label: "latent squared distance".into(),
+                points: &latent,
+                color: plotters::style::RGBColor(30, 150, 60),
+            },
+        ],
+    )?;
+    tracing::info!(
+        "trained on {} crops: data {data_s:.0} s, training {train_s:.0} s ({:.1} crops/s); wrote {} and {}",
+        crops.len(),
+        trained.samples_per_s,
+        out.display(),
+        png.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_config_holds_the_defaults() {
+        let config = load_config(&crate::root().join("configs/css.toml")).unwrap();
+        assert_eq!(config, CssConfig::default());
+    }
+
+    #[test]
+    fn moving_average_over_a_window() {
+        let s = smooth(&[1.0, 3.0, 5.0, 7.0], 2);
+        assert_eq!(s, vec![(1.0, 1.0), (2.0, 2.0), (3.0, 4.0), (4.0, 6.0)]);
+    }
+}
