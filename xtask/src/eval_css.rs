@@ -142,6 +142,43 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .into_iter()
         .map(|d| d.unwrap_or(f64::NAN))
         .collect();
+    // Baseline: the same crops all given one typical car, the medoid of the prior's unit codes (the
+    // code nearest to all others), to show what the predicted latents add over "an average car".
+    let units: Vec<Vec<f32>> = prior
+        .latents
+        .iter()
+        .map(|z| {
+            let n = z.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            z.iter().map(|v| v / n).collect()
+        })
+        .collect();
+    let spread = |a: &Vec<f32>| -> f32 {
+        units
+            .iter()
+            .map(|b| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>())
+            .sum()
+    };
+    let mean_code = units
+        .iter()
+        .min_by(|a, b| spread(a).total_cmp(&spread(b)))
+        .cloned()
+        .context("the prior has no latents")?;
+    let mean_mesh = decode_mesh(&prior.decoder, &mean_code, 32)?;
+    let baseline: Vec<f64> = picked
+        .par_iter()
+        .map(|&k| -> anyhow::Result<f64> {
+            let truth = library
+                .shape(crops[k].shape_index)
+                .context("missing library shape")?;
+            let norm = Normalisation::for_mesh(&truth, mpu)?;
+            let mut metres = mean_mesh.clone();
+            for v in &mut metres.vertices {
+                let p = norm.to_model_m([v.x, v.y, v.z]);
+                *v = nalgebra::Point3::new(p[0], p[1], p[2]);
+            }
+            Ok(mesh_chamfer_m(&metres, &truth, 2000, k as u64)?)
+        })
+        .collect::<anyhow::Result<_>>()?;
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let empty = chamfers.iter().filter(|d| d.is_nan()).count();
     let finite: Vec<f64> = chamfers.iter().copied().filter(|d| d.is_finite()).collect();
@@ -154,6 +191,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "frames": args.frames,
         "seed": args.seed,
         "chamfer_crops": picked.len(),
+        "typical_car_chamfer_m": mean(&baseline),
         "empty_decodes": empty,
         "inference_ms_per_crop_batch16": infer_ms,
         "weights": weights.display().to_string(),
