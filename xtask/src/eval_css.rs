@@ -30,13 +30,13 @@ pub struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Frames to generate (their seeds never overlap the training frames').
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 200)]
     frames: usize,
     /// Seed of the evaluation frames.
     #[arg(long, default_value_t = 9001)]
     seed: u64,
     /// Crops whose decoded shape is compared with the true mesh (evenly spread; 0: all).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 150)]
     chamfer_crops: usize,
 }
 

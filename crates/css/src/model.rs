@@ -61,8 +61,8 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
-    /// The SDFLabel layout: ResNet-18 up to `layer3`, four decoders, 128² crops (13 M parameters:
-    /// ~1.3 samples/s to train on two cores, see shared/reference/TOOLCHAIN.md).
+    /// The SDFLabel layout: ResNet-18 up to `layer3`, four decoders, 128² crops, full-resolution
+    /// maps: 5.5 M parameters, 0.3 crops/s to train on two cores (BENCHMARKS.md).
     pub fn paper() -> Self {
         ModelConfig {
             input_size: 128,
