@@ -1,0 +1,23 @@
+//! Pose initialisation (METHODS.md §1, "Pose init"): a first 7-DoF pose per object from point
+//! correspondences (CSS NOCS ↔ DeepSDF surface, LIDAR ↔ model), robust to outliers.
+//!
+//! - [`solvers`]: closed-form minimal and least-squares solvers — Umeyama (similarity, with scale),
+//!   Kabsch (rigid), and a yaw-only similarity constrained to rotate about the ground normal (the
+//!   natural pose space of cars).
+//! - [`ransac`]: RANSAC with n-point samples, an adaptive iteration count
+//!   k = log(1 − p)/log(1 − wⁿ) updated from the best inlier ratio, early exit, and a least-squares
+//!   refit on the inliers.
+//! - [`ground`]: the ground plane from LIDAR by RANSAC on points (not by point normals, which also
+//!   delete roofs and bonnets), refined by least squares.
+//!
+//! Degenerate input (too few points, collinear points, no consensus, non-finite values) gives a
+//! typed [`PoseError`], never NaN. Still to come (issue 7): frustum extraction, the NOCS kNN
+//! correspondences and PnP.
+
+mod error;
+pub mod ground;
+pub mod ransac;
+pub mod solvers;
+
+pub use error::{PoseError, Result};
+pub use solvers::Similarity;
