@@ -23,6 +23,9 @@ pub enum PoseError {
         /// The minimum asked for.
         needed: usize,
     },
+    /// No LIDAR point is left in the detection's frustum (after ground removal).
+    #[error("empty frustum: {0}")]
+    EmptyFrustum(String),
     /// An input value is NaN or infinite, or a setting is out of range.
     #[error("invalid input: {0}")]
     InvalidInput(String),

@@ -10,11 +10,17 @@
 //! - [`ground`]: the ground plane from LIDAR by RANSAC on points (not by point normals, which also
 //!   delete roofs and bonnets), refined by least squares.
 //!
-//! Degenerate input (too few points, collinear points, no consensus, non-finite values) gives a
-//! typed [`PoseError`], never NaN. Still to come (issue 7): frustum extraction, the NOCS kNN
-//! correspondences and PnP.
+//! - [`frustum`]: a detection's LIDAR points (box, optional mask, ground removed, dominant depth
+//!   cluster).
+//! - [`correspond`]: NOCS ↔ model-surface correspondences by nearest NOCS (kiddo).
+//!
+//! Degenerate input (too few points, collinear points, no consensus, an empty frustum, non-finite
+//! values) gives a typed [`PoseError`], never NaN. Still to come (issue 7): PnP for images without
+//! LIDAR.
 
+pub mod correspond;
 mod error;
+pub mod frustum;
 pub mod ground;
 pub mod ransac;
 pub mod solvers;

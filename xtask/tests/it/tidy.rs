@@ -74,7 +74,7 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("deepsdf", &["geom", "kitti", "sim"][..]),
         ("render", &["geom"][..]),
         ("css", &["geom", "kitti", "sim", "deepsdf"][..]),
-        ("pose", &[][..]),
+        ("pose", &["geom"][..]),
         ("xtask", &["geom", "kitti", "sim", "deepsdf", "css"][..]),
     ])
 }

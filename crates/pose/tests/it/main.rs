@@ -188,3 +188,110 @@ fn the_ground_plane_is_found_under_cars_and_walls() {
     let r = fit_ground_plane(&[Point3::new(0.0, 0.0, 0.0); 2], &GroundConfig::default());
     assert!(r.is_err());
 }
+
+#[test]
+fn the_frustum_keeps_the_car_and_drops_ground_background_and_outside_points() {
+    use geom::{Box2d, Calib, Camera};
+    use pose::frustum::{FrustumConfig, extract_frustum};
+    let calib = Calib::kitti_reference();
+    let (rect_from_velo, image_from_rect) = (calib.rect_from_velo(), calib.image_from_rect(Camera::Cam2));
+    let velo_from_rect = calib.velo_from_rect();
+    let to_velo = |p: Point3<f64>| velo_from_rect.transform_point(&p);
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut pts = Vec::new();
+    let mut car = Vec::new();
+    // A car-sized box of points 12 m ahead (rect frame: y down, ground at y = 1.65 m), above the
+    // 20 cm ground margin (its lowest 20 cm would go with the road).
+    for _ in 0..300 {
+        car.push(pts.len());
+        pts.push(to_velo(Point3::new(
+            rng.random_range(-0.9..0.9),
+            rng.random_range(0.2..1.4),
+            rng.random_range(11.0..13.0),
+        )));
+    }
+    // A wall behind it, 25 m ahead, filling the same view.
+    for _ in 0..200 {
+        pts.push(to_velo(Point3::new(
+            rng.random_range(-3.0..3.0),
+            rng.random_range(-1.0..1.6),
+            25.0,
+        )));
+    }
+    // The road.
+    for _ in 0..500 {
+        pts.push(to_velo(Point3::new(
+            rng.random_range(-4.0..4.0),
+            1.65,
+            rng.random_range(5.0..30.0),
+        )));
+    }
+    // The car's box in the image: project its 3D extent.
+    let corners: Vec<[f64; 2]> = [
+        (-0.9, 0.2, 11.0),
+        (0.9, 1.6, 11.0),
+        (-0.9, 0.2, 13.0),
+        (0.9, 1.6, 13.0),
+    ] // the box reaches the ground
+    .iter()
+    .map(|&(x, y, z)| {
+        calib
+            .project_rect_to_image(Camera::Cam2, &Point3::new(x, y, z))
+            .unwrap()
+    })
+    .collect();
+    let bbox = Box2d::enclosing(corners).unwrap();
+    let ground_velo = {
+        let (plane, _) = fit_ground_plane(&pts, &GroundConfig::default()).unwrap();
+        plane
+    };
+    let f = extract_frustum(
+        &pts,
+        &rect_from_velo,
+        &image_from_rect,
+        &bbox,
+        None,
+        Some(&ground_velo),
+        &FrustumConfig::default(),
+    )
+    .unwrap();
+    let kept: std::collections::BTreeSet<usize> = f.indices.iter().copied().collect();
+    let car_kept = car.iter().filter(|i| kept.contains(i)).count();
+    assert!(car_kept > 280, "{car_kept} of 300 car points kept");
+    assert_eq!(kept.len(), car_kept, "only car points are kept");
+    assert!(f.points_rect.iter().all(|p| p.z > 10.9 && p.z < 13.1));
+    // A mask that excludes everything empties the frustum: a typed error.
+    let none = |_: i64, _: i64| false;
+    let r = extract_frustum(
+        &pts,
+        &rect_from_velo,
+        &image_from_rect,
+        &bbox,
+        Some(&none),
+        None,
+        &FrustumConfig::default(),
+    );
+    assert!(matches!(r, Err(PoseError::EmptyFrustum(_))), "{r:?}");
+}
+
+#[test]
+fn nocs_correspondences_find_the_nearest_model_point() {
+    use pose::correspond::nocs_correspondences;
+    let mut rng = StdRng::seed_from_u64(4);
+    let model: Vec<[f32; 3]> = (0..2000)
+        .map(|_| {
+            [
+                rng.random_range(0.0..1.0),
+                rng.random_range(0.0..1.0),
+                rng.random_range(0.0..1.0),
+            ]
+        })
+        .collect();
+    // Observations: model points 0, 10, 20, … with a little noise, and one far away.
+    let mut observed: Vec<[f32; 3]> = (0..100).map(|k| model[k * 10].map(|v| v + 1e-4)).collect();
+    observed.push([5.0, 5.0, 5.0]);
+    observed.push([f32::NAN, 0.0, 0.0]);
+    let pairs = nocs_correspondences(&observed, &model, 0.05).unwrap();
+    assert_eq!(pairs.len(), 100);
+    assert!(pairs.iter().all(|&(i, m)| m == i * 10));
+}
