@@ -13,15 +13,17 @@
 //! - [`frustum`]: a detection's LIDAR points (box, optional mask, ground removed, dominant depth
 //!   cluster).
 //! - [`correspond`]: NOCS ↔ model-surface correspondences by nearest NOCS (kiddo).
+//! - [`pnp`]: PnP for images without LIDAR (RANSAC over calibrated 6-point DLT, Gauss–Newton on
+//!   the inliers' reprojection error); with depth, back-project and use [`ransac::estimate`].
 //!
 //! Degenerate input (too few points, collinear points, no consensus, an empty frustum, non-finite
-//! values) gives a typed [`PoseError`], never NaN. Still to come (issue 7): PnP for images without
-//! LIDAR.
+//! values) gives a typed [`PoseError`], never NaN.
 
 pub mod correspond;
 mod error;
 pub mod frustum;
 pub mod ground;
+pub mod pnp;
 pub mod ransac;
 pub mod solvers;
 

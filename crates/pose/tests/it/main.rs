@@ -295,3 +295,57 @@ fn nocs_correspondences_find_the_nearest_model_point() {
     assert_eq!(pairs.len(), 100);
     assert!(pairs.iter().all(|&(i, m)| m == i * 10));
 }
+
+#[test]
+fn pnp_recovers_poses_from_pixels_with_outliers() {
+    use pose::pnp::{PnpConfig, pnp};
+    let k = geom::Intrinsics {
+        fx: 721.5,
+        fy: 721.5,
+        cx: 609.6,
+        cy: 172.9,
+    };
+    let mut rng = StdRng::seed_from_u64(11);
+    for trial_index in 0..30 {
+        let truth_r = Rotation3::from_axis_angle(&Vector3::y_axis(), rng.random_range(-3.1..3.1))
+            * Rotation3::from_euler_angles(rng.random_range(-0.05..0.05), 0.0, rng.random_range(-0.05..0.05));
+        let truth_t = Vector3::new(
+            rng.random_range(-6.0..6.0),
+            rng.random_range(1.0..1.8),
+            rng.random_range(8.0..30.0),
+        );
+        let (mut model, mut pixels) = (Vec::new(), Vec::new());
+        for _ in 0..150 {
+            let x = Point3::new(
+                rng.random_range(-0.9..0.9),
+                rng.random_range(-1.5..0.0),
+                rng.random_range(-2.2..2.2),
+            );
+            let c = truth_r * x.coords + truth_t;
+            let mut p = k.project(&Point3::from(c)).unwrap();
+            if rng.random_bool(0.3) {
+                p = [
+                    p[0] + rng.random_range(-80.0..80.0),
+                    p[1] + rng.random_range(-40.0..40.0),
+                ];
+            } else {
+                p = [p[0] + 0.5 * gauss(&mut rng), p[1] + 0.5 * gauss(&mut rng)];
+            }
+            model.push(x);
+            pixels.push(p);
+        }
+        let mut cfg = PnpConfig::default();
+        cfg.ransac.seed = trial_index;
+        let got = pnp(&model, &pixels, &k, &cfg).unwrap().model;
+        let dr = got.rotation_angle_to(&truth_r).to_degrees();
+        let dt = (got.translation - truth_t).norm() / truth_t.norm();
+        assert!(
+            dr < 1.0 && dt < 0.02,
+            "trial {trial_index}: {dr:.3}°, {:.2} % of the distance",
+            100.0 * dt
+        );
+    }
+    let few: Vec<Point3<f64>> = (0..5).map(|i| Point3::new(i as f64, 0.0, 1.0)).collect();
+    let r = pnp(&few, &[[0.0, 0.0]; 5], &k, &PnpConfig::default());
+    assert!(matches!(r, Err(PoseError::NotEnoughPoints { .. })), "{r:?}");
+}
