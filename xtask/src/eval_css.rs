@@ -120,37 +120,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let picked: Vec<usize> = (0..crops.len()).step_by(step).collect();
     let mpu = prior.meta.metres_per_unit;
-    let chamfers: Vec<f64> = picked
-        .par_iter()
-        .map(|&k| -> anyhow::Result<Option<f64>> {
-            let truth = library
-                .shape(crops[k].shape_index)
-                .context("missing library shape")?;
-            let norm = Normalisation::for_mesh(&truth, mpu)?;
-            let decoded = decode_mesh(&prior.decoder, &latents[k * l..(k + 1) * l], 32)?;
-            if decoded.triangles.is_empty() {
-                return Ok(None);
-            }
-            let mut metres = decoded.clone();
-            for v in &mut metres.vertices {
-                let p = norm.to_model_m([v.x, v.y, v.z]);
-                *v = nalgebra::Point3::new(p[0], p[1], p[2]);
-            }
-            Ok(Some(mesh_chamfer_m(&metres, &truth, 2000, k as u64)?))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?
-        .into_iter()
-        .map(|d| d.unwrap_or(f64::NAN))
-        .collect();
     // Baseline: the same crops all given one typical car, the medoid of the prior's unit codes (the
     // code nearest to all others), to show what the predicted latents add over "an average car".
     let units: Vec<Vec<f32>> = prior
         .latents
         .iter()
-        .map(|z| {
-            let n = z.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-            z.iter().map(|v| v / n).collect()
-        })
+        .map(|z| deepsdf::decoder::normalised(z))
         .collect();
     let spread = |a: &Vec<f32>| -> f32 {
         units
@@ -158,27 +133,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|b| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>())
             .sum()
     };
-    let mean_code = units
+    let typical_code = units
         .iter()
         .min_by(|a, b| spread(a).total_cmp(&spread(b)))
-        .cloned()
         .context("the prior has no latents")?;
-    let mean_mesh = decode_mesh(&prior.decoder, &mean_code, 32)?;
-    let baseline: Vec<f64> = picked
+    let typical_mesh = decode_mesh(&prior.decoder, typical_code, 32)?;
+    // Per picked crop: (predicted shape's Chamfer, NaN when it decodes to nothing; typical car's).
+    let pairs: Vec<(f64, f64)> = picked
         .par_iter()
-        .map(|&k| -> anyhow::Result<f64> {
+        .map(|&k| -> anyhow::Result<(f64, f64)> {
             let truth = library
                 .shape(crops[k].shape_index)
                 .context("missing library shape")?;
             let norm = Normalisation::for_mesh(&truth, mpu)?;
-            let mut metres = mean_mesh.clone();
-            for v in &mut metres.vertices {
-                let p = norm.to_model_m([v.x, v.y, v.z]);
-                *v = nalgebra::Point3::new(p[0], p[1], p[2]);
+            let baseline = mesh_chamfer_m(&norm.mesh_to_model_m(&typical_mesh), &truth, 2000, k as u64)?;
+            let decoded = decode_mesh(&prior.decoder, &latents[k * l..(k + 1) * l], 32)?;
+            if decoded.triangles.is_empty() {
+                return Ok((f64::NAN, baseline));
             }
-            Ok(mesh_chamfer_m(&metres, &truth, 2000, k as u64)?)
+            Ok((
+                mesh_chamfer_m(&norm.mesh_to_model_m(&decoded), &truth, 2000, k as u64)?,
+                baseline,
+            ))
         })
         .collect::<anyhow::Result<_>>()?;
+    let chamfers: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+    let baseline: Vec<f64> = pairs.iter().map(|p| p.1).collect();
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let empty = chamfers.iter().filter(|d| d.is_nan()).count();
     let finite: Vec<f64> = chamfers.iter().copied().filter(|d| d.is_finite()).collect();

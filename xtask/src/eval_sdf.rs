@@ -59,15 +59,6 @@ const OBSERVATIONS: usize = 2000;
 const CHAMFER_SAMPLES: usize = 20_000;
 
 /// A decoded mesh in the model frame, metres.
-fn to_metres(mesh_units: &TriMesh, norm: &Normalisation) -> TriMesh {
-    let mut m = mesh_units.clone();
-    for v in &mut m.vertices {
-        let p = norm.to_model_m([v.x, v.y, v.z]);
-        *v = nalgebra::Point3::new(p[0], p[1], p[2]);
-    }
-    m
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     let weights = args
         .weights
@@ -94,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if decoded.triangles.is_empty() {
                 return Ok(None);
             }
-            let metres = to_metres(&decoded, norm);
+            let metres = norm.mesh_to_model_m(&decoded);
             if let Some(dir) = &args.meshes {
                 sim::obj::write_obj(&metres, &dir.join(format!("{name}.obj")))?;
                 sim::ply::write_ply(&metres, &dir.join(format!("{name}.ply")))?;

@@ -3,7 +3,6 @@
 //! arguments give byte-identical files; an interrupted run resumes where it stopped.
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use sim::dataset::{DatasetSpec, LibrarySpec};
 use sim::frame::{FrameConfig, frame_seed, generate_frame};
@@ -136,13 +135,7 @@ pub fn generate(
     if skipped > 0 {
         tracing::info!("{skipped} frames already complete in {}, resuming", out.display());
     }
-    let bar = ProgressBar::new(todo.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} gen-data [{elapsed_precise}] {bar:40} {pos}/{len} frames ({per_sec}, eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = crate::progress_bar(todo.len(), "gen-data", "frames ({per_sec}, eta {eta})");
     let start = Instant::now();
     let results: Vec<(String, anyhow::Result<FrameStats>)> = todo
         .par_iter()

@@ -47,6 +47,19 @@ enum Command {
     EvalCss(eval_css::Args),
 }
 
+/// A progress bar: `{spinner} <label> [elapsed] [bar] pos/len <tail>` (tail in indicatif's template
+/// syntax, e.g. `"steps, loss {msg} (eta {eta})"`).
+pub fn progress_bar(len: usize, label: &str, tail: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {label} [{{elapsed_precise}}] {{bar:40}} {{pos}}/{{len}} {tail}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -8,7 +8,6 @@ use css::config::CssConfig;
 use css::data::generate_crops;
 use css::train::{Losses, train};
 use deepsdf::ShapePrior;
-use indicatif::{ProgressBar, ProgressStyle};
 use sim::frame::FrameConfig;
 use sim::{Domain, ShapeLibrary};
 use std::path::{Path, PathBuf};
@@ -38,17 +37,6 @@ pub struct Args {
 pub fn load_config(path: &Path) -> anyhow::Result<CssConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("{}: invalid CSS settings", path.display()))
-}
-
-fn bar(len: usize, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} {what} [{{elapsed_precise}}] {{bar:40}} {{pos}}/{{len}} {{msg}} (eta {{eta}})"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
 }
 
 /// Moving average over `window` steps.
@@ -100,7 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..FrameConfig::default()
     };
     let start = Instant::now();
-    let frames_bar = bar(config.data.frames, "frames");
+    let frames_bar = crate::progress_bar(config.data.frames, "frames", "{msg} (eta {eta})");
     let crops = generate_crops(
         &library,
         &prior,
@@ -126,7 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .file_stem()
         .map_or("css".into(), |s| s.to_string_lossy().into_owned());
     let checkpoint = out.with_file_name(format!("{stem}.ckpt.safetensors"));
-    let steps_bar = bar(config.train.steps, "train-css");
+    let steps_bar = crate::progress_bar(config.train.steps, "train-css", "{msg} (eta {eta})");
     let train_start = Instant::now();
     let trained = train(
         &crops,

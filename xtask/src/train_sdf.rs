@@ -6,7 +6,6 @@ use anyhow::{Context, bail};
 use deepsdf::prior::{FORMAT, PriorMetadata, ShapePrior};
 use deepsdf::samples::{Normalisation, SampleConfig, SdfSamples, sample_sdf};
 use deepsdf::train::{TrainConfig, train};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sim::ShapeLibrary;
@@ -124,13 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let sampled_s = start.elapsed().as_secs_f64();
     tracing::info!("sampled {n} shapes in {sampled_s:.1} s");
 
-    let bar = ProgressBar::new(config.train.steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} train-sdf [{elapsed_precise}] {bar:40} {pos}/{len} steps, loss {msg} (eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = crate::progress_bar(config.train.steps, "train-sdf", "steps, loss {msg} (eta {eta})");
     let train_start = Instant::now();
     let trained = train(&samples, &config.train, |step, loss| {
         if step % 10 == 0 {
@@ -200,13 +193,7 @@ pub fn sample_library(
     n: usize,
     config: &SdfConfig,
 ) -> anyhow::Result<Vec<SdfSamples>> {
-    let bar = ProgressBar::new(n as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} sampling SDFs [{elapsed_precise}] {bar:40} {pos}/{len} shapes",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = crate::progress_bar(n, "sampling SDFs", "shapes");
     let samples = (0..n)
         .into_par_iter()
         .map(|i| {

@@ -166,12 +166,11 @@ impl<'a> LatentTargets<'a> {
     /// The unit code of shape `i` (after [`LatentTargets::prepare`] for shapes the prior lacks).
     pub fn get(&self, i: usize) -> Option<Vec<f32>> {
         let z = if i < self.prior.latents.len() {
-            self.prior.latents[i].clone()
+            &self.prior.latents[i]
         } else {
-            self.cache.get(&i)?.clone()
+            self.cache.get(&i)?
         };
-        let n = z.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        Some(z.iter().map(|v| v / n).collect())
+        Some(deepsdf::decoder::normalised(z))
     }
 }
 
@@ -179,11 +178,11 @@ fn matrix4(m: &[[f64; 4]; 4]) -> Matrix4<f64> {
     Matrix4::from_fn(|r, c| m[r][c])
 }
 
-/// The crops of one generated frame (cars of `library` shapes that pass `config`'s filters).
+/// The crops of one generated frame (cars of library shapes that pass `config`'s filters). The
+/// true shape is the frame's own copy of the mesh (scenes place library meshes unchanged).
 pub fn crops_of_frame(
     frame: &Frame,
     frame_index: usize,
-    library: &ShapeLibrary,
     latents: &LatentTargets<'_>,
     metres_per_unit: f32,
     config: &CropConfig,
@@ -213,10 +212,12 @@ pub fn crops_of_frame(
         }
         // Without a target code (evaluation does not fit them) the latent is all zeros.
         let latent = latents.get(*index).unwrap_or_else(|| vec![0.0; latents.dim()]);
-        let mesh = library
-            .shape(*index)
-            .ok_or_else(|| CssError::InvalidInput(format!("no library shape {index}")))?;
-        let norm = Normalisation::for_mesh(&mesh, metres_per_unit)?;
+        let object = frame
+            .scene
+            .objects
+            .get(ann.object_index)
+            .ok_or_else(|| CssError::InvalidInput(format!("no scene object {}", ann.object_index)))?;
+        let norm = Normalisation::for_mesh(&object.mesh, metres_per_unit)?;
         let model_from_rect = matrix4(&ann.rect_from_model)
             .try_inverse()
             .ok_or_else(|| CssError::InvalidInput("singular object pose".into()))?;
@@ -312,16 +313,7 @@ pub fn generate_crops(
         let per_frame: Vec<Vec<Crop>> = generated
             .par_iter()
             .enumerate()
-            .map(|(k, f)| {
-                crops_of_frame(
-                    f,
-                    first + k,
-                    library,
-                    &latents,
-                    prior.meta.metres_per_unit,
-                    config,
-                )
-            })
+            .map(|(k, f)| crops_of_frame(f, first + k, &latents, prior.meta.metres_per_unit, config))
             .collect::<Result<_>>()?;
         crops.extend(per_frame.into_iter().flatten());
     }

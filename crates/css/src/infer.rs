@@ -13,8 +13,6 @@ use std::path::Path;
 
 /// Crops per forward pass.
 pub const BATCH: usize = 16;
-/// Margin of the crop window around a box (as in training).
-pub const MARGIN: f64 = 0.15;
 
 /// A set of image pixels (an instance mask).
 pub trait PixelMask: Sync {
@@ -91,10 +89,20 @@ impl CssModel {
         self.net.config.input_size
     }
 
+    /// The margin of the crop window around a box: the one the network was trained with (from its
+    /// file's training record), else the default crop margin.
+    pub fn margin(&self) -> f64 {
+        self.meta
+            .as_ref()
+            .and_then(|m| m.training.pointer("/config/data/crop/margin"))
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or_else(|| crate::data::CropConfig::default().margin)
+    }
+
     /// Resamples the crop of `bbox` to the network's input, planar RGB in [0, 1].
     pub fn crop_input(&self, image: &RgbImage, bbox: &Box2d) -> (Box2d, Vec<f32>) {
         let s = self.input_size();
-        let window = crop_window(bbox, MARGIN);
+        let window = crop_window(bbox, self.margin());
         let mut planar = vec![0.0f32; 3 * s * s];
         for j in 0..s {
             for i in 0..s {

@@ -52,12 +52,7 @@ pub fn save_tensors(path: &Path, tensors: &BTreeMap<String, Tensor>, meta: &Meta
         })
         .collect::<Result<_>>()?;
     let bytes = safetensors::serialize(views, Some(info)).map_err(|e| weights_err(path, e.to_string()))?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| weights_err(path, e.to_string()))?;
-    }
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| weights_err(&tmp, e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| weights_err(path, e.to_string()))
+    kitti::io::write_atomic(path, &bytes).map_err(|e| weights_err(path, e.to_string()))
 }
 
 /// Reads every tensor and the metadata of `path`.

@@ -10,7 +10,7 @@
 //! *sum* of mean *squared* distances instead; ours reads directly as a typical surface error.
 
 use crate::error::{DeepSdfError, Result};
-use crate::samples::{MeshSdf, surface_samples};
+use crate::samples::{MeshSdf, surface_samples_with};
 use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use rayon::prelude::*;
 use sim::TriMesh;
@@ -25,16 +25,16 @@ pub fn chamfer_distance(a: &[[f32; 3]], b: &[[f32; 3]]) -> Result<f64> {
 }
 
 /// The Chamfer distance between the visible surfaces of two meshes: `n` points drawn on each by
-/// [`surface_samples`], each measured by its exact distance to the *other mesh's surface* (not to
+/// [`surface_samples`](crate::samples::surface_samples), each measured by its exact distance to the *other mesh's surface* (not to
 /// the other's samples, which would add a sampling floor of about half the sample spacing), the
 /// two directional means averaged. Identical meshes give 0 up to float rounding. In the meshes' units: metres
 /// for meshes in the model frame.
 ///
-/// Errors: those of [`surface_samples`]; [`DeepSdfError::Empty`] for `n == 0`.
+/// Errors: those of [`surface_samples`](crate::samples::surface_samples); [`DeepSdfError::Empty`] for `n == 0`.
 pub fn mesh_chamfer_m(a: &TriMesh, b: &TriMesh, n: usize, seed: u64) -> Result<f64> {
-    let (pa, _) = surface_samples(a, n, seed)?;
-    let (pb, _) = surface_samples(b, n, seed)?;
     let (sdf_a, sdf_b) = (MeshSdf::new(a)?, MeshSdf::new(b)?);
+    let (pa, _) = surface_samples_with(a, &sdf_a, n, seed)?;
+    let (pb, _) = surface_samples_with(b, &sdf_b, n, seed)?;
     let mean_to = |points: &[[f32; 3]], sdf: &MeshSdf| {
         let d: Vec<f64> = points.par_iter().map(|&p| sdf.distance(p) as f64).collect();
         d.iter().sum::<f64>() / d.len().max(1) as f64

@@ -117,6 +117,11 @@ impl FastDecoder {
         })
     }
 
+    /// The latent size the decoder was trained with.
+    pub fn latent_dim(&self) -> usize {
+        self.latent_dim
+    }
+
     fn is_skip(&self, k: usize) -> bool {
         k == self.skip && k != 0 && k + 1 != self.layers.len()
     }

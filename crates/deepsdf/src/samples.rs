@@ -876,9 +876,14 @@ pub type SurfaceSamples = (Vec<[f32; 3]>, Vec<[f32; 3]>);
 /// Errors: those of [`MeshSdf::new`]; [`DeepSdfError::Empty`] when the mesh has no area or no
 /// visible surface was found.
 pub fn surface_samples(mesh: &TriMesh, n: usize, seed: u64) -> Result<SurfaceSamples> {
-    let sdf = MeshSdf::new(mesh)?;
+    surface_samples_with(mesh, &MeshSdf::new(mesh)?, n, seed)
+}
+
+/// [`surface_samples`] with the mesh's [`MeshSdf`] already built (`sdf` must be built from
+/// `mesh`): the same samples for the same seed.
+pub fn surface_samples_with(mesh: &TriMesh, sdf: &MeshSdf, n: usize, seed: u64) -> Result<SurfaceSamples> {
     let mut rng = StdRng::seed_from_u64(seed);
-    visible_surface_samples(mesh, &sdf, n, &mut rng)
+    visible_surface_samples(mesh, sdf, n, &mut rng)
 }
 
 /// The sampler behind [`surface_samples`], drawing from `rng`; `sdf` must be built from `mesh`.

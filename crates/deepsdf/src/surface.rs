@@ -76,6 +76,7 @@ pub fn near_surface_cells(
     config: &SurfaceConfig,
 ) -> Result<(Vec<[f32; 3]>, f32)> {
     let fast = FastDecoder::new(decoder)?;
+    check_latent(&fast, latent)?;
     Ok(cells_near_surface(&fast, &normalised(latent), config))
 }
 
@@ -118,7 +119,8 @@ fn cells_near_surface(fast: &FastDecoder, unit: &[f32], config: &SurfaceConfig) 
     (centres, size)
 }
 
-/// Extracts surface points of the shape with code `latent` (any length; normalised inside).
+/// Extracts surface points of the shape with code `latent` (the decoder's latent size, any norm:
+/// normalised inside).
 pub fn extract_surface(
     decoder: &Decoder,
     latent: &[f32],
@@ -126,14 +128,9 @@ pub fn extract_surface(
     with_jacobian: bool,
 ) -> Result<Surface> {
     let fast = FastDecoder::new(decoder)?;
+    check_latent(&fast, latent)?;
     let (seeds, _) = cells_near_surface(&fast, &normalised(latent), config);
-    Ok(project_fast(
-        &fast,
-        latent,
-        &seeds,
-        config.max_residual_units,
-        with_jacobian,
-    ))
+    project_fast(&fast, latent, &seeds, config.max_residual_units, with_jacobian)
 }
 
 /// Projects `seeds` onto the 0-isosurface of `latent`'s shape (one Newton step along the normal)
@@ -145,14 +142,27 @@ pub fn project(
     max_residual_units: f32,
     with_jacobian: bool,
 ) -> Result<Surface> {
-    let fast = FastDecoder::new(decoder)?;
-    Ok(project_fast(
-        &fast,
+    project_fast(
+        &FastDecoder::new(decoder)?,
         latent,
         seeds,
         max_residual_units,
         with_jacobian,
-    ))
+    )
+}
+
+/// The decoder's latent size must be the code's (a shorter code would index out of bounds, a longer
+/// one would read the wrong gradient columns).
+fn check_latent(fast: &FastDecoder, latent: &[f32]) -> Result<()> {
+    if latent.len() == fast.latent_dim() {
+        Ok(())
+    } else {
+        Err(crate::error::DeepSdfError::Shape(format!(
+            "a code of {} values for a decoder with latent size {}",
+            latent.len(),
+            fast.latent_dim()
+        )))
+    }
 }
 
 fn project_fast(
@@ -161,55 +171,52 @@ fn project_fast(
     seeds: &[[f32; 3]],
     max_residual_units: f32,
     with_jacobian: bool,
-) -> Surface {
+) -> Result<Surface> {
+    check_latent(fast, latent)?;
     let dim = latent.len();
     let unit = normalised(latent);
     let code_norm = latent.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
     let (f, grad) = fast.eval_with_gradient(&unit, seeds);
-    let mut points = Vec::with_capacity(seeds.len());
-    let mut normals = Vec::with_capacity(seeds.len());
-    let mut keep_grad = Vec::new();
-    for ((x, &fx), g) in seeds.iter().zip(&f).zip(&grad) {
+    // Projected point, its normal and the index of its gradient row.
+    let mut projected = Vec::with_capacity(seeds.len());
+    for (k, ((x, &fx), g)) in seeds.iter().zip(&f).zip(&grad).enumerate() {
         let gx = [g[dim], g[dim + 1], g[dim + 2]];
         let len = (gx[0] * gx[0] + gx[1] * gx[1] + gx[2] * gx[2]).sqrt();
         if len < 1e-6 {
             continue;
         }
         let nrm = gx.map(|v| v / len);
-        points.push([x[0] - fx * nrm[0], x[1] - fx * nrm[1], x[2] - fx * nrm[2]]);
-        normals.push(nrm);
-        if with_jacobian {
-            // ∂f/∂c = (I − ẑẑᵀ)/|c| · ∂f/∂ẑ.
-            let gz = &g[..dim];
-            let along: f32 = gz.iter().zip(&unit).map(|(a, b)| a * b).sum();
-            let dc: Vec<f32> = gz
-                .iter()
-                .zip(&unit)
-                .map(|(a, u)| (a - along * u) / code_norm)
-                .collect();
-            let mut jac = vec![0.0f32; 3 * dim];
-            for r in 0..3 {
-                for k in 0..dim {
-                    jac[r * dim + k] = -nrm[r] * dc[k];
-                }
-            }
-            keep_grad.push(jac);
-        }
+        projected.push((
+            [x[0] - fx * nrm[0], x[1] - fx * nrm[1], x[2] - fx * nrm[2]],
+            nrm,
+            k,
+        ));
     }
+    let points: Vec<[f32; 3]> = projected.iter().map(|p| p.0).collect();
     let residual = fast.eval(&unit, &points);
     let mut out = Surface::default();
-    let mut jacobians = keep_grad.into_iter();
-    for (i, r) in residual.iter().enumerate() {
-        let jac = jacobians.next();
-        if r.abs() < max_residual_units {
-            let p = points[i];
-            out.points.push(p);
-            out.normals.push(normals[i]);
-            out.nocs.push(p.map(|v| (v + 1.0) / 2.0));
-            out.jacobian.extend(jac);
+    for ((p, nrm, k), r) in projected.iter().zip(&residual) {
+        if r.abs() >= max_residual_units {
+            continue;
+        }
+        out.points.push(*p);
+        out.normals.push(*nrm);
+        out.nocs.push(crate::samples::unit_to_nocs(*p));
+        if with_jacobian {
+            // ∂f/∂c = (I − ẑẑᵀ)/|c| · ∂f/∂ẑ, and ∂p/∂c = −n ⊗ ∂f/∂c; only for the points kept.
+            let gz = &grad[*k][..dim];
+            let along: f32 = gz.iter().zip(&unit).map(|(a, b)| a * b).sum();
+            let mut jac = vec![0.0f32; 3 * dim];
+            for (c, (a, u)) in gz.iter().zip(&unit).enumerate() {
+                let dc = (a - along * u) / code_norm;
+                for r in 0..3 {
+                    jac[r * dim + c] = -nrm[r] * dc;
+                }
+            }
+            out.jacobian.push(jac);
         }
     }
-    out
+    Ok(out)
 }
 
 /// The decoded shape as a closed mesh in canonical units: f sampled at the vertices of a grid of
@@ -235,6 +242,7 @@ pub fn decode_mesh(decoder: &Decoder, latent: &[f32], resolution: usize) -> Resu
         }
     }
     let fast = FastDecoder::new(decoder)?;
+    check_latent(&fast, latent)?;
     let unit = normalised(latent);
     let values = fast.eval(&unit, &points);
     let mut mesh = crate::marching::marching_tetrahedra(&values, [n, n, n], [-half; 3], spacing)?;
@@ -357,6 +365,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_code_of_the_wrong_length_is_an_error() {
+        let (decoder, latents) = trained();
+        let short = &latents[0][..latents[0].len() - 1];
+        assert!(extract_surface(decoder, short, &SurfaceConfig::default(), false).is_err());
+        let mut long = latents[0].clone();
+        long.push(0.5);
+        assert!(project(decoder, &long, &[[0.0, 0.3, 0.0]], 1.0, true).is_err());
+        assert!(decode_mesh(decoder, short, 8).is_err());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Robust pose speed: 1,000 correspondences (30 % outliers, σ 2 cm) → similarity and yaw-only
+//! Robust pose speed: 1,000 correspondences (30 % outliers, uniform ±3 cm noise) → similarity and yaw-only
 //! poses, single-threaded (RANSAC here runs on one core).
 #![allow(clippy::unwrap_used, reason = "bench set-up")]
 

@@ -86,12 +86,7 @@ pub(crate) fn backward_inputs(
     let (mut out, mut state, mut grad) = (Vec::new(), Vec::new(), Vec::new());
     for ((j, im), g) in jobs.iter().zip(images).zip(grads) {
         let n = j.camera.pixels();
-        if im.width != j.camera.width || im.height != j.camera.height || im.mask.len() != n {
-            return Err(RenderError::Shape(format!(
-                "image {}×{}, camera {}×{}",
-                im.width, im.height, j.camera.width, j.camera.height
-            )));
-        }
+        im.validate(&j.camera)?;
         g.validate(n)?;
         for i in 0..n {
             out.extend(im.colour[i]);

@@ -186,12 +186,7 @@ pub fn backward(
 ) -> Result<SurfelGrad> {
     validate(camera, pose, surfels, config)?;
     grad.validate(camera.pixels())?;
-    if image.width != camera.width || image.height != camera.height {
-        return Err(crate::RenderError::Shape(format!(
-            "image {}×{}, camera {}×{}",
-            image.width, image.height, camera.width, camera.height
-        )));
-    }
+    image.validate(camera)?;
     let discs = place_all(camera, pose, surfels, config);
     let grads = disc_grads(camera, &discs, image, grad, config);
     Ok(chain_to_model(pose, surfels, &grads, config))

@@ -72,7 +72,9 @@ impl CudaRenderer {
         let ctx = CudaContext::new(ordinal).map_err(cuda_err)?;
         let name = format!("cuda:{ordinal} ({})", ctx.name().unwrap_or_default());
         let opts = CompileOptions {
-            use_fast_math: Some(false),
+            // No fused multiply-adds: the kernels transcribe src/disc.rs and should round like it
+            // (NVRTC fuses by default, which can flip the cut and culling tests at their margins).
+            fmad: Some(false),
             name: Some("render.cu".into()),
             ..Default::default()
         };

@@ -40,8 +40,20 @@ impl RenderOp {
         normals: &Tensor,
         colours: &Tensor,
     ) -> candle_core::Result<Tensor> {
-        positions.apply_op3(normals, colours, self.clone())
+        let node = RenderNode {
+            op: self.clone(),
+            forward: std::sync::Mutex::new(None),
+        };
+        positions.apply_op3(normals, colours, node)
     }
+}
+
+/// One application of a [`RenderOp`] in a graph: it keeps the forward image (with the blend state
+/// the backward pass needs, which the op's output does not carry) so that `bwd` need not render
+/// again.
+struct RenderNode {
+    op: RenderOp,
+    forward: std::sync::Mutex<Option<Image>>,
 }
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
@@ -97,7 +109,7 @@ pub fn unpack_grad(g: &[f32]) -> ImageGrad {
     out
 }
 
-impl CustomOp3 for RenderOp {
+impl CustomOp3 for RenderNode {
     fn name(&self) -> &'static str {
         "surfel-render"
     }
@@ -116,10 +128,14 @@ impl CustomOp3 for RenderOp {
             slice(s2, l2, "normals")?,
             slice(s3, l3, "colours")?,
         );
-        let (pose, config) = self.identity_setup();
-        let image = cpu::render(&self.camera, &pose, &surfels, &config).map_err(to_err)?;
-        let shape = Shape::from((self.camera.height, self.camera.width, CHANNELS));
-        Ok((CpuStorage::F32(pack(&image)), shape))
+        let (pose, config) = self.op.identity_setup();
+        let image = cpu::render(&self.op.camera, &pose, &surfels, &config).map_err(to_err)?;
+        let shape = Shape::from((self.op.camera.height, self.op.camera.width, CHANNELS));
+        let packed = pack(&image);
+        if let Ok(mut slot) = self.forward.lock() {
+            *slot = Some(image);
+        }
+        Ok((CpuStorage::F32(packed), shape))
     }
 
     fn bwd(
@@ -132,11 +148,15 @@ impl CustomOp3 for RenderOp {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let v = |t: &Tensor| -> candle_core::Result<Vec<f32>> { t.flatten_all()?.to_vec1::<f32>() };
         let surfels = surfels_of(&v(positions)?, &v(normals)?, &v(colours)?);
-        let (pose, config) = self.identity_setup();
-        // The blend state is not part of the op's output: render again (cheaper than the backward).
-        let image = cpu::render(&self.camera, &pose, &surfels, &config).map_err(to_err)?;
+        let (pose, config) = self.op.identity_setup();
+        // The forward pass's image, with its blend state (rendered again only if it is missing).
+        let cached = self.forward.lock().ok().and_then(|mut slot| slot.take());
+        let image = match cached {
+            Some(image) => image,
+            None => cpu::render(&self.op.camera, &pose, &surfels, &config).map_err(to_err)?,
+        };
         let grad = unpack_grad(&v(grad_res)?);
-        let g = cpu::backward(&self.camera, &pose, &surfels, &config, &image, &grad).map_err(to_err)?;
+        let g = cpu::backward(&self.op.camera, &pose, &surfels, &config, &image, &grad).map_err(to_err)?;
         let n = surfels.len();
         let dev = positions.device();
         let t = |rows: &[[f32; 3]]| Tensor::from_vec(rows.concat(), (n, 3), dev);

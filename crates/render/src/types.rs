@@ -204,6 +204,13 @@ impl Surfels {
                 self.colours.len()
             )));
         }
+        // A non-finite surfel would be culled by one path and not the other (CPU vs CUDA).
+        let all = self.positions.iter().chain(&self.normals).chain(&self.colours);
+        if let Some(i) = all.clone().position(|v| !v.iter().all(|c| c.is_finite())) {
+            return Err(RenderError::InvalidInput(format!(
+                "surfel value {i} (positions, then normals, then colours) is not finite"
+            )));
+        }
         Ok(())
     }
 }
@@ -235,6 +242,28 @@ pub struct Image {
 }
 
 impl Image {
+    /// Checks that every per-pixel vector has `camera`'s size (the backward pass indexes them all).
+    pub(crate) fn validate(&self, camera: &CropCamera) -> Result<()> {
+        let n = camera.pixels();
+        let sizes = [
+            self.colour.len(),
+            self.normal.len(),
+            self.depth_m.len(),
+            self.mask.len(),
+            self.weight_sum.len(),
+            self.z_ref_m.len(),
+            self.log_transmittance.len(),
+        ];
+        if self.width == camera.width && self.height == camera.height && sizes.iter().all(|&s| s == n) {
+            Ok(())
+        } else {
+            Err(RenderError::Shape(format!(
+                "image {}×{} with per-pixel sizes {sizes:?}, camera {}×{}",
+                self.width, self.height, camera.width, camera.height
+            )))
+        }
+    }
+
     /// Pixel `i`'s colour, normal and depth with the mask divided out, where the mask exceeds
     /// `min_mask`.
     pub fn unpremultiplied(&self, i: usize, min_mask: f32) -> Option<([f32; 3], [f32; 3], f32)> {

@@ -113,15 +113,7 @@ fn nocs_targets_reproject_onto_their_pixels() {
     let frame = generate_frame(library(), &cfg, frame_seed(77, 0));
     let latents = LatentTargets::new(prior(), library());
     let crop_cfg = CropConfig::default();
-    let crops = crops_of_frame(
-        &frame,
-        0,
-        library(),
-        &latents,
-        prior().meta.metres_per_unit,
-        &crop_cfg,
-    )
-    .unwrap();
+    let crops = crops_of_frame(&frame, 0, &latents, prior().meta.metres_per_unit, &crop_cfg).unwrap();
     assert!(!crops.is_empty());
     let mut checked = 0;
     for c in &crops {
@@ -316,4 +308,20 @@ fn inference_on_an_image_returns_one_prediction_per_box() {
         mask: None,
     }];
     assert!(model.predict(&image, &bad).is_err());
+}
+
+#[test]
+fn inference_crops_with_the_margin_the_network_was_trained_with() {
+    let (_, varmap) = build(&tiny(), 1, &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let record = serde_json::json!({"config": {"data": {"crop": {"margin": 0.3}}}});
+    css::weights::save(&path, &varmap, &tiny(), record).unwrap();
+    let model = css::CssModel::load(&path).unwrap();
+    assert_eq!(model.margin(), 0.3);
+    let (window, _) = model.crop_input(
+        &image::RgbImage::new(50, 50),
+        &geom::Box2d::new(10.0, 10.0, 19.0, 14.0),
+    );
+    assert!((window.width() - 13.0).abs() < 1e-9, "{window:?}");
 }

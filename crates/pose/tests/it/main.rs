@@ -10,9 +10,7 @@ use pose::{PoseError, Similarity};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 
 fn gauss(rng: &mut StdRng) -> f64 {
-    // Box–Muller from two uniforms.
-    let (u, v): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random_range(0.0..1.0));
-    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    rng.sample(rand_distr::StandardNormal)
 }
 
 /// `n` correspondences of a car-sized model under `truth`, σ-noisy, with a share `outliers`

@@ -238,6 +238,16 @@ fn batch_renderers_agree_with_the_reference() {
                 "{}: job {k} pose",
                 r.name()
             );
+            let (g, w) = (&grad.pose, &ref_grad.pose);
+            let full = (g.rotation - w.rotation).norm()
+                + (g.translation_m - w.translation_m).norm()
+                + (g.scale - w.scale).abs();
+            let norm = w.rotation.norm() + w.translation_m.norm() + w.scale.abs();
+            assert!(
+                full <= 1e-4 * norm.max(1.0),
+                "{}: job {k} rotation/translation/scale gradients",
+                r.name()
+            );
         }
     }
 }
