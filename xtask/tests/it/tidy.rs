@@ -75,6 +75,7 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("render", &["geom"][..]),
         ("css", &["geom", "kitti", "sim", "deepsdf"][..]),
         ("pose", &["geom"][..]),
+        ("optim", &["geom", "deepsdf", "render"][..]),
         ("xtask", &["geom", "kitti", "sim", "deepsdf", "css"][..]),
     ])
 }

@@ -1,0 +1,244 @@
+//! Adam on yaw, translation, ln(scale) and the shape code; the best iterate is kept.
+//!
+//! Schedule: the starting yaw is chosen among `yaw_starts` evenly spaced candidates by their loss;
+//! the LIDAR cut-off shrinks linearly from `cutoff_start_m` to `cutoff_m` over the pose-only
+//! iterations (a wide basin first, robustness at the end); the shape code takes a step every
+//! `shape_every` iterations after those, and only then is the shape decoded again; every other
+//! step moves the pose on the decoded surface. The best iterate (lowest loss at the final cut-off)
+//! is returned; the run stops early when it has not improved by `tolerance` for `patience`
+//! iterations.
+
+use crate::config::OptimConfig;
+use crate::error::Result;
+use crate::losses::{Diagnostics, LidarIndex, Problem, Shape, Terms, evaluate};
+use crate::state::{ObjectState, Observation};
+use deepsdf::Decoder;
+use deepsdf::surface::{Surface, extract_surface};
+use rayon::prelude::*;
+use std::f64::consts::TAU;
+use std::sync::Arc;
+
+/// The outcome of fitting one object.
+#[derive(Clone, Debug)]
+pub struct Fit {
+    /// The best state.
+    pub state: ObjectState,
+    /// Its loss terms (at the final cut-off).
+    pub terms: Terms,
+    /// Its residual statistics.
+    pub diagnostics: Diagnostics,
+    /// Its decoded surface (canonical units).
+    pub surface: Surface,
+    /// The loss of the starting state (at the final cut-off, after choosing the starting yaw).
+    pub initial_loss: f64,
+    /// Iterations run.
+    pub iterations: usize,
+    /// Times the shape was decoded.
+    pub decodes: usize,
+    /// Total loss per iteration (for plots and convergence tests).
+    pub history: Vec<f64>,
+}
+
+/// Fits objects with one decoder and one configuration.
+pub struct Optimiser<'a> {
+    decoder: &'a Decoder,
+    mean_latent: Vec<f32>,
+    config: OptimConfig,
+}
+
+struct Adam {
+    m: Vec<f64>,
+    v: Vec<f64>,
+    t: i32,
+}
+
+impl Adam {
+    fn new(n: usize) -> Self {
+        Adam {
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            t: 0,
+        }
+    }
+
+    /// The step for gradient `g` (per-parameter learning rates `lr`).
+    fn step(&mut self, g: &[f64], lr: &[f64], b1: f64, b2: f64) -> Vec<f64> {
+        self.t += 1;
+        let c1 = 1.0 - b1.powi(self.t);
+        let c2 = 1.0 - b2.powi(self.t);
+        g.iter()
+            .zip(lr)
+            .enumerate()
+            .map(|(i, (&gi, &li))| {
+                self.m[i] = b1 * self.m[i] + (1.0 - b1) * gi;
+                self.v[i] = b2 * self.v[i] + (1.0 - b2) * gi * gi;
+                -li * (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + 1e-12)
+            })
+            .collect()
+    }
+}
+
+fn normalise(z: &mut [f32]) {
+    let n = z.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if n > 1e-12 {
+        z.iter_mut().for_each(|v| *v /= n);
+    }
+}
+
+impl<'a> Optimiser<'a> {
+    /// An optimiser with `decoder`, the prior's `mean_latent` (for the code prior) and `config`.
+    pub fn new(decoder: &'a Decoder, mean_latent: Vec<f32>, config: OptimConfig) -> Self {
+        Optimiser {
+            decoder,
+            mean_latent,
+            config,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &OptimConfig {
+        &self.config
+    }
+
+    /// Decodes the shape of `latent` (with Jacobians when `jacobian`).
+    pub fn decode(&self, latent: &[f32], jacobian: bool) -> Result<Shape> {
+        Shape::new(extract_surface(
+            self.decoder,
+            latent,
+            &self.config.surface,
+            jacobian,
+        )?)
+    }
+
+    fn cutoff(&self, iteration: usize) -> f64 {
+        let c = &self.config;
+        let n = c.pose_only_iterations.max(1);
+        if iteration >= n {
+            c.cutoff_m
+        } else {
+            let f = iteration as f64 / n as f64;
+            c.cutoff_start_m + (c.cutoff_m - c.cutoff_start_m) * f
+        }
+    }
+
+    /// Fits one object from `init`.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub fn fit(&self, observation: &Observation, init: &ObjectState) -> Result<Fit> {
+        let cfg = &self.config;
+        observation.validate()?;
+        init.validate(self.decoder.config.latent_dim)?;
+        let lidar = LidarIndex::new(&observation.lidar_rect)?;
+        let problem = Problem {
+            observation,
+            lidar: &lidar,
+            mean_latent: &self.mean_latent,
+            config: cfg,
+        };
+        let mut state = init.clone();
+        normalise(&mut state.latent);
+        let mut shape = Arc::new(self.decode(&state.latent, true)?);
+        let mut decodes = 1;
+
+        // Starting yaw.
+        let starts = cfg.yaw_starts.max(1);
+        let mut best_start = (f64::INFINITY, init.yaw_rad);
+        for k in 0..starts {
+            let mut candidate = state.clone();
+            candidate.yaw_rad = init.yaw_rad + TAU * k as f64 / starts as f64;
+            let (terms, _, _) = evaluate(&problem, &candidate, &shape, self.cutoff(0), false)?;
+            if terms.total < best_start.0 {
+                best_start = (terms.total, candidate.yaw_rad);
+            }
+        }
+        state.yaw_rad = best_start.1;
+        let (initial, initial_diag, _) = evaluate(&problem, &state, &shape, cfg.cutoff_m, false)?;
+        let initial_loss = initial.total;
+        let mut best = (initial_loss, state.clone(), initial, initial_diag, shape.clone());
+        let mut since_best = 0usize;
+        let dim = state.latent.len();
+        let mut pose_adam = Adam::new(5);
+        let mut code_adam = Adam::new(dim);
+        let pose_lr = [
+            cfg.lr_yaw_rad,
+            cfg.lr_translation_m,
+            cfg.lr_translation_m,
+            cfg.lr_translation_m,
+            cfg.lr_log_scale,
+        ];
+        let code_lr = vec![cfg.lr_latent; dim];
+        let mut history = Vec::with_capacity(cfg.iterations);
+        let mut iterations = 0;
+        for it in 0..cfg.iterations {
+            iterations = it + 1;
+            let cutoff = self.cutoff(it);
+            let (terms, diag, grad) = evaluate(&problem, &state, &shape, cutoff, true)?;
+            history.push(terms.total);
+            if it >= cfg.pose_only_iterations {
+                if terms.total < best.0 * (1.0 - cfg.tolerance) || !best.0.is_finite() {
+                    since_best = 0;
+                } else {
+                    since_best += 1;
+                }
+                if terms.total < best.0 {
+                    best = (terms.total, state.clone(), terms, diag, shape.clone());
+                }
+                if since_best >= cfg.patience {
+                    break;
+                }
+            }
+            let Some(grad) = grad else { break };
+            let g = [
+                grad.yaw,
+                grad.translation.x,
+                grad.translation.y,
+                grad.translation.z,
+                grad.log_scale,
+            ];
+            let step = pose_adam.step(&g, &pose_lr, cfg.beta1, cfg.beta2);
+            let code_step = it >= cfg.pose_only_iterations
+                && cfg.shape_every > 0
+                && (it - cfg.pose_only_iterations) % cfg.shape_every == cfg.shape_every - 1;
+            let code_grad = if code_step {
+                Some(grad.latent(&shape)?)
+            } else {
+                None
+            };
+            state.yaw_rad += step[0];
+            state.translation_rect_m.x += step[1];
+            state.translation_rect_m.y += step[2];
+            state.translation_rect_m.z += step[3];
+            state.scale *= step[4].exp();
+            if let Some(gz) = code_grad {
+                let dz = code_adam.step(&gz, &code_lr, cfg.beta1, cfg.beta2);
+                for (z, d) in state.latent.iter_mut().zip(dz) {
+                    *z += d as f32;
+                }
+                normalise(&mut state.latent);
+                shape = Arc::new(self.decode(&state.latent, true)?);
+                decodes += 1;
+            }
+        }
+        // The last state was never scored when the loop ran to the end.
+        let (terms, diag, _) = evaluate(&problem, &state, &shape, cfg.cutoff_m, false)?;
+        if terms.total < best.0 {
+            best = (terms.total, state, terms, diag, shape);
+        }
+        let (_, state, terms, diagnostics, shape) = best;
+        let surface = Arc::try_unwrap(shape).map_or_else(|s| s.surface.clone(), |s| s.surface);
+        Ok(Fit {
+            state,
+            terms,
+            diagnostics,
+            surface,
+            initial_loss,
+            iterations,
+            decodes,
+            history,
+        })
+    }
+
+    /// Fits several objects (in parallel), one result per `(observation, start)` job.
+    pub fn fit_many(&self, jobs: &[(Observation, ObjectState)]) -> Vec<Result<Fit>> {
+        jobs.par_iter().map(|(obs, init)| self.fit(obs, init)).collect()
+    }
+}
