@@ -70,12 +70,16 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
     BTreeMap::from([
         ("geom", &[][..]),
         ("kitti", &["geom"][..]),
-        ("sim", &["geom", "kitti"][..]),
+        ("detection", &["geom", "kitti"][..]),
+        ("sim", &["geom", "kitti", "detection"][..]),
         ("deepsdf", &["geom", "kitti", "sim"][..]),
         ("render", &["geom"][..]),
         ("css", &["geom", "kitti", "sim", "deepsdf"][..]),
         ("pose", &["geom"][..]),
-        ("xtask", &["geom", "kitti", "sim", "deepsdf", "css"][..]),
+        (
+            "xtask",
+            &["geom", "kitti", "detection", "sim", "deepsdf", "css"][..],
+        ),
     ])
 }
 
