@@ -6,6 +6,7 @@ mod eval_css;
 mod eval_sdf;
 mod gen_data;
 mod gen_eval_set;
+mod make_detections;
 mod plot;
 mod show_frame;
 mod train_css;
@@ -34,6 +35,9 @@ enum Command {
     /// Generates a synthetic KITTI-layout dataset: images, LIDAR, labels, instance and depth maps,
     /// shapes and poses, simulated 2D detections and monocular depth.
     GenData(gen_data::Args),
+    /// Writes detection files (score 1.0, masks from instance_2 when present) from the true 2D boxes of
+    /// label_2: for real KITTI frames, and the oracle row of the benchmarks.
+    MakeDetections(make_detections::Args),
     /// Draws one KITTI-layout frame as a PNG to look at: the camera image with projected LIDAR points,
     /// 3D label boxes, DontCare regions and 2D detections, over a bird's-eye view of points and boxes.
     ShowFrame(show_frame::Args),
@@ -80,6 +84,7 @@ fn main() -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::GenEvalSet(args) => gen_eval_set::run(args),
         Command::GenData(args) => gen_data::run(args),
+        Command::MakeDetections(args) => make_detections::run(args),
         Command::ShowFrame(args) => show_frame::run(args),
         Command::TrainSdf(args) => train_sdf::run(args),
         Command::EvalSdf(args) => eval_sdf::run(args),

@@ -11,14 +11,14 @@
 //! <root>/training/depth_2/<id>.png       dense depth, uint16 = metres × 256, 0 = sky
 //! <root>/training/objects_2/<id>.json    per label line: shape, exact pose, visibility; road, light
 //! <root>/training/detection_2/<id>.txt   simulated 2D detections (KITTI result lines with scores)
-//! <root>/training/detection_2/<id>.png   their masks, 16-bit, pixel = detection line + 1
+//! <root>/training/detection_2/<id>.png   their masks, 16-bit, pixel = detection line + 1 (formats:
+//!                                        the `detection` crate)
 //! <root>/training/mono_depth_2/<id>.png  simulated monocular depth, uint16 = metres × 256
 //! ```
 //!
 //! `objects_2/<id>.json` is written last: a frame whose JSON exists is complete, which is how an
 //! interrupted run resumes.
 
-use crate::detector::write_detections;
 use crate::error::{Result, SimError};
 use crate::frame::{Frame, FrameConfig, ObjectAnnotation};
 use crate::scene::RoadLayout;
@@ -125,12 +125,12 @@ pub fn write_frame(root: &Path, id: &str, seed: u64, frame: &Frame) -> Result<()
     kitti::label::write_labels(&file("label_2", "txt"), &frame.labels)?;
     kitti::image::write_instance_png(&file("instance_2", "png"), &frame.instance)?;
     kitti::image::write_depth_png(&file("depth_2", "png"), &frame.depth)?;
-    write_detections(
+    detection::write_detections(
         &training(root, "detection_2"),
         id,
-        frame.image.width(),
-        frame.image.height(),
+        (frame.image.width(), frame.image.height()),
         &frame.detections,
+        detection::MaskFormat::Png,
     )?;
     kitti::image::write_depth_png(&file("mono_depth_2", "png"), &frame.mono_depth)?;
     let annotations = FrameAnnotations {

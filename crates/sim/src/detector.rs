@@ -51,34 +51,25 @@
 //!
 //! # Files
 //!
-//! [`write_detections`] writes two files per frame into the `detection_2` folder:
-//!
-//! - `detection_2/<id>.txt`: one KITTI result line per detection, in the order of [`detect`]'s
-//!   output (descending score), written by [`kitti::Object::to_line`]: type (`Car`, `Van`,
-//!   `Pedestrian` or `Cyclist`), truncated −1, occluded −1, alpha −10, the box (px, inclusive
-//!   extents as in KITTI labels), dimensions −1 −1 −1, location −1000 −1000 −1000, rotation_y −10
-//!   and the score, e.g.
-//!   `Car -1.00 -1 -10.00 412.37 170.02 530.88 236.51 -1.00 -1.00 -1.00 -1000.00 -1000.00 -1000.00 -10.00 0.9312`.
-//! - `detection_2/<id>.png`: a 16-bit greyscale instance map of the image's size; a pixel holds the
-//!   line index plus 1 of the detection whose mask covers it, 0 where none does. A detection's mask
-//!   is exactly the pixels holding its id. Where masks overlap, the pixel goes to the higher-scored
-//!   detection (the earlier line on equal scores), so a lower-scored detection's mask loses the
-//!   overlap.
-//!
-//! [`read_detections`] rebuilds the detections from both files; it is the exact inverse of
-//! [`write_detections`] for masks that do not overlap.
+//! [`crate::dataset::write_frame`] writes the output into `training/detection_2` with
+//! [`detection::write_detections`] and [`detection::MaskFormat::Png`]: `<id>.txt` (one KITTI result
+//! line per detection, in the order of [`detect`]'s output, descending score) and `<id>.png` (the
+//! masks as a 16-bit instance map, pixel = line index + 1; where masks overlap the higher-scored
+//! detection keeps the pixel). The [`detection`] crate documents the formats and reads them back
+//! ([`detection::read_detections`], [`detection::FileDetector`]). [`Detection`] and [`Mask`] are that
+//! crate's types, re-exported here; every simulated detection has a mask.
 
-use crate::error::{Result, SimError};
+pub use detection::{Detection, Mask};
+
 use crate::random_field::smooth_field;
 use crate::scene::ObjectClass;
-use geom::{Box2d, Box3d, Size3};
+use detection::PixelWindow;
+use geom::Box2d;
 use kitti::image::InstanceMap;
 use kitti::{Object, ObjectType};
-use nalgebra::Point3;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 /// The visible 2D box of one unlabelled clutter object (pole, tree, bush, wall, building part).
 #[derive(Clone, Debug, PartialEq)]
@@ -103,144 +94,6 @@ pub struct DetectorTruth<'a> {
     /// Visible 2D boxes (inclusive pixel extents) of unlabelled clutter: poles, trees, bushes, walls,
     /// building parts.
     pub clutter: &'a [ClutterView],
-}
-
-/// A binary mask over an integer pixel window of the image: the window's top-left pixel is
-/// `(x0, y0)`, it is `width` × `height` pixels, and `bits` holds one flag per window pixel, row-major.
-/// Pixel `(x, y)` of the image is in the mask when it lies in the window and
-/// `bits[(y − y0) · width + (x − x0)]` is set.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mask {
-    /// Column of the window's left pixel, px.
-    pub x0: u32,
-    /// Row of the window's top pixel, px.
-    pub y0: u32,
-    /// Window width, px.
-    pub width: u32,
-    /// Window height, px.
-    pub height: u32,
-    /// Row-major flags, `width · height` of them.
-    pub bits: Vec<bool>,
-}
-
-impl Mask {
-    /// A mask with an empty window at `(0, 0)`.
-    pub fn empty() -> Self {
-        Self {
-            x0: 0,
-            y0: 0,
-            width: 0,
-            height: 0,
-            bits: Vec::new(),
-        }
-    }
-
-    /// The pixels of `map` holding `id`, over the window of their bounding box (empty when none).
-    pub fn from_instance(map: &InstanceMap, id: u16) -> Self {
-        let extent = instance_extents(map, id as usize)
-            .get(id as usize)
-            .copied()
-            .flatten();
-        let Some(e) = extent else {
-            return Self::empty();
-        };
-        let window = Window {
-            x0: e.min_x,
-            y0: e.min_y,
-            width: e.max_x - e.min_x + 1,
-            height: e.max_y - e.min_y + 1,
-        };
-        Self::from_fn(window, |x, y| map.get(x, y) == id)
-    }
-
-    fn from_fn(window: Window, inside: impl Fn(u32, u32) -> bool) -> Self {
-        let bits = (0..window.height)
-            .flat_map(|dy| (0..window.width).map(move |dx| (dx, dy)))
-            .map(|(dx, dy)| inside(window.x0 + dx, window.y0 + dy))
-            .collect();
-        Self {
-            x0: window.x0,
-            y0: window.y0,
-            width: window.width,
-            height: window.height,
-            bits,
-        }
-    }
-
-    /// Whether image pixel `(x, y)` is in the mask.
-    pub fn contains(&self, x: u32, y: u32) -> bool {
-        if x < self.x0 || y < self.y0 || x - self.x0 >= self.width || y - self.y0 >= self.height {
-            return false;
-        }
-        let i = (y - self.y0) as usize * self.width as usize + (x - self.x0) as usize;
-        self.bits.get(i).copied().unwrap_or(false)
-    }
-
-    /// Number of pixels in the mask.
-    pub fn area_px(&self) -> usize {
-        self.bits.iter().filter(|&&b| b).count()
-    }
-
-    /// The image pixels `(x, y)` in the mask, row by row.
-    pub fn pixels(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        let width = self.width.max(1) as usize;
-        self.bits
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b)
-            .map(move |(i, _)| (self.x0 + (i % width) as u32, self.y0 + (i / width) as u32))
-    }
-
-    /// Intersection over union of the two pixel sets; 0 when both are empty.
-    pub fn iou(&self, other: &Mask) -> f64 {
-        let inter = self.pixels().filter(|&(x, y)| other.contains(x, y)).count();
-        let union = self.area_px() + other.area_px() - inter;
-        if union == 0 {
-            0.0
-        } else {
-            inter as f64 / union as f64
-        }
-    }
-}
-
-/// One detection: class, box, confidence and instance mask.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Detection {
-    /// Reported class: `Car`, `Van`, `Pedestrian` or `Cyclist`.
-    pub kind: ObjectType,
-    /// Reported box, px, inclusive pixel extents, inside the image, rounded to 0.01 px.
-    pub bbox: Box2d,
-    /// Confidence in (0, 1), rounded to 1e-4.
-    pub score: f64,
-    /// Instance mask over the pixel window of `bbox` ([`Detection::pixel_window`]).
-    pub mask: Mask,
-}
-
-impl Detection {
-    /// The KITTI result line of this detection (no 3D: `-1 -1 -10 … -1 -1 -1 -1000 -1000 -1000 -10`).
-    pub fn to_object(&self) -> Object {
-        Object {
-            kind: self.kind.clone(),
-            truncated: -1.0,
-            occluded: -1,
-            alpha_rad: -10.0,
-            bbox: self.bbox,
-            box3d: Box3d::new(
-                Point3::new(-1000.0, -1000.0, -1000.0),
-                Size3::new(-1.0, -1.0, -1.0),
-                -10.0,
-            ),
-            score: Some(self.score),
-        }
-    }
-
-    /// The integer pixel window of a box in an image of `width` × `height` pixels: columns
-    /// `floor(left) ..= ceil(right)` and rows `floor(top) ..= ceil(bottom)`, clipped to the image, as
-    /// `(x0, y0, width, height)`; `None` when the box misses the image. A detection's mask lives in
-    /// the window of its box.
-    pub fn pixel_window(bbox: &Box2d, width: u32, height: u32) -> Option<(u32, u32, u32, u32)> {
-        pixel_window(bbox, width, height).map(|w| (w.x0, w.y0, w.width, w.height))
-    }
 }
 
 /// Parameters of the simulated detector. [`Default`] gives the numbers of the module documentation
@@ -449,7 +302,7 @@ pub fn detect(model: &DetectorModel, truth: &DetectorTruth, seed: u64) -> Vec<De
             kind: kind.clone(),
             bbox,
             score,
-            mask,
+            mask: Some(mask),
         });
         if duplicate {
             let (sx, sy) = (
@@ -463,7 +316,7 @@ pub fn detect(model: &DetectorModel, truth: &DetectorTruth, seed: u64) -> Vec<De
                     kind,
                     bbox: dup_box,
                     score: dup_score,
-                    mask,
+                    mask: Some(mask),
                 });
             }
         }
@@ -544,7 +397,7 @@ fn push_false_positive(
         kind,
         bbox,
         score,
-        mask,
+        mask: Some(mask),
     });
 }
 
@@ -594,37 +447,6 @@ fn jitter_box(
         round(clipped.bottom),
     );
     (out.width() > 0.0 && out.height() > 0.0).then_some(out)
-}
-
-/// An integer pixel window of the image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Window {
-    x0: u32,
-    y0: u32,
-    width: u32,
-    height: u32,
-}
-
-fn pixel_window(bbox: &Box2d, width: u32, height: u32) -> Option<Window> {
-    let finite = [bbox.left, bbox.top, bbox.right, bbox.bottom]
-        .iter()
-        .all(|v| v.is_finite());
-    if !finite || width == 0 || height == 0 {
-        return None;
-    }
-    let x0 = bbox.left.floor().max(0.0);
-    let y0 = bbox.top.floor().max(0.0);
-    let x1 = bbox.right.ceil().min(f64::from(width - 1));
-    let y1 = bbox.bottom.ceil().min(f64::from(height - 1));
-    if x1 < x0 || y1 < y0 {
-        return None;
-    }
-    Some(Window {
-        x0: x0 as u32,
-        y0: y0 as u32,
-        width: (x1 - x0) as u32 + 1,
-        height: (y1 - y0) as u32 + 1,
-    })
 }
 
 /// Bounding extent and pixel count of one instance id.
@@ -690,7 +512,7 @@ fn noisy_mask(
     height: u32,
     inside: impl Fn(u32, u32) -> bool,
 ) -> Mask {
-    let Some(window) = pixel_window(bbox, width, height) else {
+    let Some(window) = PixelWindow::of_box(bbox, width, height) else {
         return Mask::empty();
     };
     let mut mask = Mask::from_fn(window, inside);
@@ -850,121 +672,11 @@ fn poisson(rng: &mut StdRng, mean: f64) -> usize {
     k
 }
 
-/// The mask map of a frame's detections: pixel = index + 1 of the highest-scored detection whose mask
-/// covers it (the lower index on equal scores), 0 = none. Mask pixels outside the image are dropped.
-fn mask_map(width: u32, height: u32, dets: &[Detection]) -> InstanceMap {
-    let mut order: Vec<usize> = (0..dets.len()).collect();
-    order.sort_by(|&a, &b| dets[b].score.total_cmp(&dets[a].score));
-    let mut map = InstanceMap::new(width, height);
-    for i in order {
-        for (x, y) in dets[i].mask.pixels() {
-            if x < width && y < height {
-                let p = &mut map.ids[y as usize * width as usize + x as usize];
-                if *p == 0 {
-                    *p = (i + 1) as u16;
-                }
-            }
-        }
-    }
-    map
-}
-
-/// Writes a frame's detections into the `detection_2` folder `dir`: `<id>.png` (the masks, a
-/// `width` × `height` 16-bit instance map) and then `<id>.txt` (the result lines), both atomically,
-/// so a present `.txt` always has its `.png`. See the module documentation for the formats.
-pub fn write_detections(dir: &Path, id: &str, width: u32, height: u32, dets: &[Detection]) -> Result<()> {
-    let txt = dir.join(format!("{id}.txt"));
-    let png = dir.join(format!("{id}.png"));
-    if dets.len() > usize::from(u16::MAX) {
-        return Err(SimError::TooManyDetections {
-            path: png,
-            count: dets.len(),
-        });
-    }
-    kitti::image::write_instance_png(&png, &mask_map(width, height, dets))?;
-    let objects: Vec<Object> = dets.iter().map(Detection::to_object).collect();
-    kitti::label::write_labels(&txt, &objects)?;
-    Ok(())
-}
-
-/// Reads a frame's detections from the `detection_2` folder `dir` (`<id>.txt` and `<id>.png`),
-/// rebuilding each mask from the pixels holding its id, over the pixel window of its box.
-///
-/// Errors (each naming the file): unreadable or malformed files, a line without a score, a `.txt`
-/// without its `.png`, an id in the `.png` without a line, a mask pixel outside its box's window.
-pub fn read_detections(dir: &Path, id: &str) -> Result<Vec<Detection>> {
-    let txt = dir.join(format!("{id}.txt"));
-    let png = dir.join(format!("{id}.png"));
-    let text = kitti::io::read_text(&txt)?;
-    let mut lines = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let object = Object::parse(line, &txt, i + 1)?;
-        let Some(score) = object.score else {
-            return Err(SimError::MissingScore {
-                path: txt,
-                line: i + 1,
-            });
-        };
-        lines.push((object.kind, object.bbox, score));
-    }
-    if !png.is_file() {
-        return Err(SimError::MissingDetectionMask { txt, png });
-    }
-    let map = kitti::image::read_instance_png(&png)?;
-    let windows: Vec<Option<Window>> = lines
-        .iter()
-        .map(|(_, bbox, _)| pixel_window(bbox, map.width, map.height))
-        .collect();
-    let mut masks: Vec<Mask> = windows
-        .iter()
-        .map(|w| match w {
-            Some(w) => Mask::from_fn(*w, |_, _| false),
-            None => Mask::empty(),
-        })
-        .collect();
-    let width = map.width.max(1) as usize;
-    for (i, &pixel_id) in map.ids.iter().enumerate() {
-        if pixel_id == 0 {
-            continue;
-        }
-        let (x, y) = ((i % width) as u32, (i / width) as u32);
-        let index = usize::from(pixel_id) - 1;
-        let Some(mask) = masks.get_mut(index) else {
-            return Err(SimError::DetectionIdOutOfRange {
-                path: png,
-                id: pixel_id,
-                lines: lines.len(),
-            });
-        };
-        let (dx, dy) = (x.wrapping_sub(mask.x0), y.wrapping_sub(mask.y0));
-        if dx >= mask.width || dy >= mask.height {
-            return Err(SimError::MaskOutsideBox {
-                path: png,
-                id: pixel_id,
-                x,
-                y,
-            });
-        }
-        mask.bits[dy as usize * mask.width as usize + dx as usize] = true;
-    }
-    Ok(lines
-        .into_iter()
-        .zip(masks)
-        .map(|((kind, bbox, score), mask)| Detection {
-            kind,
-            bbox,
-            score,
-            mask,
-        })
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use geom::{Box3d, Size3};
+    use nalgebra::Point3;
 
     const W: u32 = 600;
     const H: u32 = 300;
@@ -1188,20 +900,19 @@ mod tests {
         for seed in 0..100 {
             let (map, dets) = run(&model, &shapes, &[], seed);
             for d in &dets {
-                let window = pixel_window(&d.bbox, W, H).unwrap();
-                assert_eq!(
-                    (d.mask.x0, d.mask.y0, d.mask.width, d.mask.height),
-                    (window.x0, window.y0, window.width, window.height)
-                );
-                assert_eq!(d.mask.bits.len(), (window.width * window.height) as usize);
-                for (x, y) in d.mask.pixels() {
+                let window = PixelWindow::of_box(&d.bbox, W, H).unwrap();
+                let mask = d.mask.as_ref().expect("every simulated detection has a mask");
+                assert_eq!(mask.window(), window);
+                assert_eq!(mask.bits.len(), (window.width * window.height) as usize);
+                for (x, y) in mask.pixels() {
                     assert!(f64::from(x) >= d.bbox.left.floor() && f64::from(x) <= d.bbox.right.ceil());
                     assert!(f64::from(y) >= d.bbox.top.floor() && f64::from(y) <= d.bbox.bottom.ceil());
                 }
             }
             for index in 0..shapes.len() {
                 if let Some((d, _)) = matched(&map, &dets, index) {
-                    ious.push(d.mask.iou(&Mask::from_instance(&map, (index + 1) as u16)));
+                    let mask = d.mask.as_ref().unwrap();
+                    ious.push(mask.iou(&Mask::from_instance(&map, (index + 1) as u16)));
                 }
             }
         }
@@ -1348,7 +1059,7 @@ mod tests {
     }
 
     #[test]
-    fn write_read_round_trip() {
+    fn output_reads_back_from_the_detection_files() {
         let model = no_fp();
         let mut shapes = vec![
             shape(100.0, 150.0, 60.0, 40.0),
@@ -1361,78 +1072,12 @@ mod tests {
         assert!(dets.len() >= 2);
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("detection_2");
-        write_detections(&folder, "000005", W, H, &dets).unwrap();
-        let back = read_detections(&folder, "000005").unwrap();
+        detection::write_detections(&folder, "000005", (W, H), &dets, detection::MaskFormat::Png).unwrap();
+        let back = detection::read_detections(&folder, "000005", Some((W, H))).unwrap();
         assert_eq!(back, dets);
         let text = std::fs::read_to_string(folder.join("000005.txt")).unwrap();
         let first = text.lines().next().unwrap();
         assert!(first.contains(" -1.00 -1 -10.00 "), "{first}");
         assert!(first.contains(" -1000.00 -1000.00 -1000.00 -10.00 "), "{first}");
-
-        // No detections: empty files that read back as nothing.
-        write_detections(&folder, "000006", W, H, &[]).unwrap();
-        assert!(read_detections(&folder, "000006").unwrap().is_empty());
-    }
-
-    #[test]
-    fn overlapping_masks_go_to_the_higher_score() {
-        let full = |x0: u32, score: f64| Detection {
-            kind: ObjectType::Car,
-            bbox: Box2d::new(f64::from(x0), 0.0, f64::from(x0 + 9), 9.0),
-            score,
-            mask: Mask {
-                x0,
-                y0: 0,
-                width: 10,
-                height: 10,
-                bits: vec![true; 100],
-            },
-        };
-        // Line 0 has the lower score: it loses the 5 overlapping columns.
-        let dets = [full(0, 0.4), full(5, 0.8)];
-        let dir = tempfile::tempdir().unwrap();
-        write_detections(dir.path(), "a", 20, 12, &dets).unwrap();
-        let back = read_detections(dir.path(), "a").unwrap();
-        assert_eq!(back[1], dets[1]);
-        assert_eq!(back[0].mask.area_px(), 50);
-        assert!(back[0].mask.contains(4, 3) && !back[0].mask.contains(5, 3));
-    }
-
-    #[test]
-    fn bad_files_are_typed_errors_naming_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let line = "Car -1 -1 -10 1.00 1.00 4.00 4.00 -1 -1 -1 -1000 -1000 -1000 -10";
-        std::fs::write(d.join("a.txt"), format!("{line} 0.5\n")).unwrap();
-        let err = read_detections(d, "a").unwrap_err();
-        assert!(matches!(err, SimError::MissingDetectionMask { .. }), "{err}");
-        assert!(err.to_string().contains("a.png"), "{err}");
-
-        let mut map = InstanceMap::new(8, 8);
-        map.ids[2 * 8 + 2] = 2;
-        kitti::image::write_instance_png(&d.join("a.png"), &map).unwrap();
-        let err = read_detections(d, "a").unwrap_err();
-        assert!(
-            matches!(err, SimError::DetectionIdOutOfRange { id: 2, lines: 1, .. }),
-            "{err}"
-        );
-        assert!(err.to_string().contains("a.png"), "{err}");
-
-        map.ids[2 * 8 + 2] = 0;
-        map.ids[7 * 8 + 7] = 1;
-        kitti::image::write_instance_png(&d.join("a.png"), &map).unwrap();
-        let err = read_detections(d, "a").unwrap_err();
-        assert!(
-            matches!(err, SimError::MaskOutsideBox { x: 7, y: 7, .. }),
-            "{err}"
-        );
-
-        std::fs::write(d.join("a.txt"), format!("{line}\n")).unwrap();
-        let err = read_detections(d, "a").unwrap_err();
-        assert!(matches!(err, SimError::MissingScore { line: 1, .. }), "{err}");
-        assert!(err.to_string().contains("a.txt"), "{err}");
-
-        let err = read_detections(d, "missing").unwrap_err();
-        assert!(err.to_string().contains("missing.txt"), "{err}");
     }
 }

@@ -73,52 +73,9 @@ pub enum SimError {
         /// The folder.
         path: PathBuf,
     },
-    /// A detection result file has no mask PNG beside it.
-    #[error("{txt}: its mask file {png} is missing")]
-    MissingDetectionMask {
-        /// The result file (`detection_2/<id>.txt`).
-        txt: PathBuf,
-        /// The missing mask file (`detection_2/<id>.png`).
-        png: PathBuf,
-    },
-    /// A detection line has no score (16th field).
-    #[error("{path}:{line}: a detection needs a score (16th field)")]
-    MissingScore {
-        /// The result file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-    },
-    /// A detection mask PNG holds an id that has no result line.
-    #[error("{path}: mask id {id} has no detection line ({lines} lines)")]
-    DetectionIdOutOfRange {
-        /// The mask file.
-        path: PathBuf,
-        /// The offending id (line index + 1).
-        id: u16,
-        /// Detection lines in the result file.
-        lines: usize,
-    },
-    /// A detection mask pixel lies outside the pixel window of its detection's box.
-    #[error("{path}: pixel ({x}, {y}) of mask id {id} lies outside its detection's box")]
-    MaskOutsideBox {
-        /// The mask file.
-        path: PathBuf,
-        /// The mask id (line index + 1).
-        id: u16,
-        /// Column, px.
-        x: u32,
-        /// Row, px.
-        y: u32,
-    },
-    /// More detections than a 16-bit mask PNG can number.
-    #[error("{path}: {count} detections do not fit a 16-bit mask map (at most 65535)")]
-    TooManyDetections {
-        /// The mask file.
-        path: PathBuf,
-        /// Detections given.
-        count: usize,
-    },
+    /// Writing a frame's detection files failed; the error names the file.
+    #[error(transparent)]
+    Detection(#[from] detection::DetectionError),
     /// A JSON file could not be written or parsed.
     #[error("{path}: {message}")]
     Json {

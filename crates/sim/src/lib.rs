@@ -22,8 +22,8 @@
 //! - [`camera`], [`shade`], [`domain`]: z-buffer rasteriser (depth, object ids, normals, per-object
 //!   visibility) and shading into the RGB image, in the `clean` or `target` visual [`Domain`].
 //! - [`detector`]: a simulated Mask R-CNN-like 2D instance detector ([`detector::detect`]) with
-//!   documented misses, box jitter, mask errors, false positives and scores, and its
-//!   `detection_2/<id>.{txt,png}` files.
+//!   documented misses, box jitter, mask errors, false positives and scores; its output is written
+//!   as `detection_2/<id>.{txt,png}` in the format of the [`detection`] crate.
 //! - [`mono_depth`]: a simulated Monodepth-like network ([`mono_depth::simulate_mono_depth`]):
 //!   dense depth with scale bias, range-growing correlated error and smoothed edges.
 //! - [`frame`]: one frame end to end (labels, instance and depth maps, annotations).

@@ -497,3 +497,166 @@ fn train_css_then_eval_css_on_a_tiny_network() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// A tiny KITTI layout under `root` with `label_2` and `instance_2` for frames 000000–000002 of a
+/// 40 × 30 image. Frame 000000: Car (instance 1, with one stray pixel right of its box), DontCare
+/// (2), Pedestrian (3), Truck (4), Cyclist (5). Frames 000001 and 000002: no objects.
+fn write_labelled_frames(root: &Path) {
+    let training = root.join("training");
+    let lines = [
+        "Car 0.00 0 -1.65 2.00 3.00 12.00 10.00 1.50 1.60 3.90 1.00 1.65 12.00 -1.57",
+        "DontCare -1 -1 -10 20.00 0.00 30.00 5.00 -1 -1 -1 -1000 -1000 -1000 -10",
+        "Pedestrian 0.00 1 0.20 15.00 8.00 19.00 25.00 1.70 0.60 0.80 -2.00 1.60 15.00 0.10",
+        "Truck 0.00 0 1.00 30.00 10.00 38.00 20.00 3.00 2.50 8.00 4.00 1.70 30.00 1.50",
+        "Cyclist 0.50 2 -0.40 25.00 20.00 33.50 29.00 1.70 0.60 1.80 3.00 1.60 20.00 -0.30",
+    ];
+    kitti::io::write_atomic(
+        &training.join("label_2/000000.txt"),
+        format!("{}\n", lines.join("\n")).as_bytes(),
+    )
+    .unwrap();
+    let mut map = kitti::image::InstanceMap::new(40, 30);
+    let mut fill = |id: u16, x0: u32, x1: u32, y0: u32, y1: u32| {
+        for y in y0..y1 {
+            for x in x0..x1 {
+                map.ids[(y * 40 + x) as usize] = id;
+            }
+        }
+    };
+    fill(1, 3, 12, 4, 10);
+    fill(1, 14, 15, 5, 6); // outside the car's box (columns 2–12): clipped off
+    fill(2, 21, 29, 1, 4);
+    fill(3, 16, 19, 9, 25);
+    fill(4, 31, 37, 11, 19);
+    fill(5, 26, 33, 21, 29);
+    kitti::image::write_instance_png(&training.join("instance_2/000000.png"), &map).unwrap();
+    for id in ["000001", "000002"] {
+        kitti::io::write_atomic(&training.join(format!("label_2/{id}.txt")), b"").unwrap();
+        kitti::image::write_instance_png(
+            &training.join(format!("instance_2/{id}.png")),
+            &kitti::image::InstanceMap::new(40, 30),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn make_detections_from_labels_and_instance_maps() {
+    use detection::Detector;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("kitti");
+    write_labelled_frames(&root);
+    let ids = dir.path().join("val.txt");
+    std::fs::write(&ids, "000000\n000001\n").unwrap();
+    let out = xtask()
+        .args(["make-detections", "--data"])
+        .arg(&root)
+        .arg("--ids")
+        .arg(&ids)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let folder = root.join("training/detection_gt_2");
+    assert!(!folder.join("000002.txt").exists(), "not in the split file");
+
+    let detector = detection::FileDetector::new(&folder);
+    assert_eq!(detector.name(), "detection_gt_2");
+    let dets = detector.detect("000000", (40, 30)).unwrap();
+    let kinds: Vec<&str> = dets.iter().map(|d| d.kind.as_str()).collect();
+    assert_eq!(kinds, ["Car", "Pedestrian", "Cyclist"]);
+    assert!(dets.iter().all(|d| d.score == 1.0));
+    assert_eq!(dets[0].bbox, geom::Box2d::new(2.0, 3.0, 12.0, 10.0));
+    assert_eq!(dets[2].bbox, geom::Box2d::new(25.0, 20.0, 33.5, 29.0));
+    let areas: Vec<usize> = dets.iter().map(|d| d.mask.as_ref().unwrap().area_px()).collect();
+    // Car 9 × 6 (the stray pixel clipped), pedestrian 3 × 16, cyclist 7 × 8.
+    assert_eq!(areas, [54, 48, 56]);
+    let car = dets[0].mask.as_ref().unwrap();
+    assert!(car.contains(3, 4) && car.contains(11, 9) && !car.contains(14, 5));
+    assert!(detector.detect("000001", (40, 30)).unwrap().is_empty());
+
+    // Every frame of label_2 without --ids; a frame without its instance map fails, naming it.
+    std::fs::remove_file(root.join("training/instance_2/000002.png")).unwrap();
+    let out = xtask()
+        .args(["make-detections", "--data"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 of 3 frames failed") && stderr.contains("instance_2/000002.png"),
+        "{stderr}"
+    );
+
+    // Without instance_2: box-only files, no mask file.
+    std::fs::remove_dir_all(root.join("training/instance_2")).unwrap();
+    let box_only = dir.path().join("boxes");
+    let out = xtask()
+        .args(["make-detections", "--data"])
+        .arg(&root)
+        .arg("--out")
+        .arg(&box_only)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dets = detection::FileDetector::new(&box_only)
+        .detect("000000", (40, 30))
+        .unwrap();
+    assert_eq!(dets.len(), 3);
+    assert!(dets.iter().all(|d| d.mask.is_none()));
+    assert!(!box_only.join("000000.png").exists() && box_only.join("000002.txt").is_file());
+}
+
+#[test]
+fn make_detections_on_real_kitti_frames() {
+    use detection::Detector;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/kitti-sample");
+    if !root.is_dir() {
+        println!(
+            "note: {} not found; skipping make-detections on real KITTI frames",
+            root.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = xtask()
+        .args(["make-detections", "--data"])
+        .arg(&root)
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ds = kitti::KittiDataset::open(&root).unwrap();
+    let detector = detection::FileDetector::new(dir.path());
+    let ids = ds.frame_ids(kitti::Split::Training).unwrap();
+    assert!(!ids.is_empty());
+    let mut total = 0;
+    for id in &ids {
+        let image = ds.image_2(kitti::Split::Training, id).unwrap();
+        let dets = detector.detect(id, image.dimensions()).unwrap();
+        let wanted: Vec<kitti::Object> = ds
+            .labels(kitti::Split::Training, id)
+            .unwrap()
+            .into_iter()
+            .filter(|o| {
+                matches!(
+                    o.kind,
+                    kitti::ObjectType::Car
+                        | kitti::ObjectType::Van
+                        | kitti::ObjectType::Pedestrian
+                        | kitti::ObjectType::Cyclist
+                )
+            })
+            .collect();
+        assert_eq!(dets.len(), wanted.len(), "{id}");
+        for (d, o) in dets.iter().zip(&wanted) {
+            assert_eq!((&d.kind, d.bbox, d.score), (&o.kind, o.bbox, 1.0), "{id}");
+            assert!(d.mask.is_none(), "{id}: real KITTI has no instance maps");
+        }
+        total += dets.len();
+    }
+    assert!(total > 0);
+    let files = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(files, ids.len(), "one .txt per frame, no mask files");
+}

@@ -70,13 +70,23 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
     BTreeMap::from([
         ("geom", &[][..]),
         ("kitti", &["geom"][..]),
-        ("sim", &["geom", "kitti"][..]),
+        ("detection", &["geom", "kitti"][..]),
+        ("sim", &["geom", "kitti", "detection"][..]),
         ("deepsdf", &["geom", "kitti", "sim"][..]),
         ("render", &["geom"][..]),
         ("css", &["geom", "kitti", "sim", "deepsdf"][..]),
         ("pose", &["geom"][..]),
         ("optim", &["geom", "deepsdf", "render"][..]),
-        ("xtask", &["geom", "kitti", "sim", "deepsdf", "css"][..]),
+        (
+            "pipeline",
+            &["geom", "kitti", "detection", "deepsdf", "css", "render", "pose", "optim"][..],
+        ),
+        (
+            "xtask",
+            &[
+                "geom", "kitti", "detection", "sim", "deepsdf", "css", "render", "pose", "optim", "pipeline",
+            ][..],
+        ),
     ])
 }
 
