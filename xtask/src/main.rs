@@ -1,6 +1,12 @@
 //! `cargo xtask`: the project's one entry point. One module per subcommand; paths default to the
 //! repository root (found from `CARGO_MANIFEST_DIR`), so the commands work from any directory.
 
+#[allow(
+    dead_code,
+    reason = "the pictures of the coming `cargo xtask autolabel`; unit-tested until it uses them"
+)]
+mod autolabel_viz;
+mod draw;
 mod eval;
 mod eval_css;
 mod eval_sdf;

@@ -56,6 +56,46 @@ impl Box3d {
         }
     }
 
+    /// The tightest upright box (yaw about rect y only) around `points_rect` (rect frame, m): yaw
+    /// from `heading_rect` projected onto the x–z plane (its y component is ignored), extents the
+    /// tight bounds of the points along the heading, down and across it, the bottom face at the
+    /// lowest point (largest rect y). This is the label box of a mesh given its vertices.
+    ///
+    /// `None` when there are no points, a point is not finite, or the heading has no finite, non-zero
+    /// x–z component.
+    pub fn tight_upright(points_rect: &[Point3<Real>], heading_rect: &Vector3<Real>) -> Option<Self> {
+        let (hx, hz) = (heading_rect.x, heading_rect.z);
+        if points_rect.is_empty()
+            || !(hx.is_finite() && hz.is_finite())
+            || (hx == 0.0 && hz == 0.0)
+            || !points_rect.iter().all(|p| p.coords.iter().all(|v| v.is_finite()))
+        {
+            return None;
+        }
+        // The heading at rotation_y = ry is (cos ry, 0, −sin ry).
+        let ry = (-hz).atan2(hx);
+        let local_from_rect = Rotation3::from_axis_angle(&Vector3::y_axis(), -ry);
+        let mut lo = Vector3::repeat(Real::INFINITY);
+        let mut hi = Vector3::repeat(Real::NEG_INFINITY);
+        for p in points_rect {
+            let q = local_from_rect * p.coords;
+            lo = lo.inf(&q);
+            hi = hi.sup(&q);
+        }
+        // Rect y points down: the bottom is max y.
+        let bottom_local = Vector3::new((lo.x + hi.x) / 2.0, hi.y, (lo.z + hi.z) / 2.0);
+        let bottom_rect = local_from_rect.inverse() * bottom_local;
+        Some(Self::new(
+            Point3::from(bottom_rect),
+            Size3 {
+                height_m: hi.y - lo.y,
+                width_m: hi.z - lo.z,
+                length_m: hi.x - lo.x,
+            },
+            ry,
+        ))
+    }
+
     /// Rotation that takes object-frame vectors to the rect frame.
     pub fn rect_from_object_rotation(&self) -> Rotation3<Real> {
         Rotation3::from_axis_angle(&Vector3::y_axis(), self.rotation_y_rad)
@@ -238,6 +278,51 @@ mod tests {
             assert!(a.iou_3d(&c) <= a.bev_iou(&c) + 1e-12);
             assert!((a.bev_iou(&b) - b.bev_iou(&a)).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn the_tight_upright_box_of_a_boxs_corners_is_that_box() {
+        for ry in [-3.0, -FRAC_PI_2, -0.4, 0.0, 0.7, FRAC_PI_2, 2.5] {
+            let b = Box3d::new(Point3::new(-3.2, 1.7, 25.0), Size3::new(1.5, 1.6, 3.9), ry);
+            let (s, c) = Real::sin_cos(ry);
+            // A heading with a vertical component and any length gives the same yaw.
+            let heading = Vector3::new(2.0 * c, 0.3, -2.0 * s);
+            let got = Box3d::tight_upright(&b.corners_rect(), &heading).expect("a box");
+            assert!(
+                (got.bottom_center_rect - b.bottom_center_rect).norm() < 1e-12,
+                "ry {ry}: {got:?}"
+            );
+            assert!((got.size.height_m - 1.5).abs() < 1e-12);
+            assert!((got.size.width_m - 1.6).abs() < 1e-12);
+            assert!((got.size.length_m - 3.9).abs() < 1e-12);
+            assert!(
+                (crate::normalize_angle(got.rotation_y_rad - ry)).abs() < 1e-12,
+                "ry {ry}: {}",
+                got.rotation_y_rad
+            );
+            // Points inside the box change nothing.
+            let mut points = b.corners_rect().to_vec();
+            points.push(b.center_rect());
+            assert_eq!(Box3d::tight_upright(&points, &heading), Some(got));
+        }
+    }
+
+    #[test]
+    fn the_tight_upright_box_needs_points_and_a_horizontal_heading() {
+        let corners = car(0.0, 1.7, 20.0, 0.3).corners_rect();
+        assert_eq!(Box3d::tight_upright(&[], &Vector3::x()), None);
+        assert_eq!(Box3d::tight_upright(&corners, &Vector3::y()), None);
+        assert_eq!(
+            Box3d::tight_upright(&corners, &Vector3::new(Real::NAN, 0.0, 1.0)),
+            None
+        );
+        let mut bad = corners.to_vec();
+        bad[3].x = Real::INFINITY;
+        assert_eq!(Box3d::tight_upright(&bad, &Vector3::x()), None);
+        // One point: a box of zero size at it.
+        let p = Point3::new(1.0, 2.0, 3.0);
+        let b = Box3d::tight_upright(&[p], &Vector3::z()).expect("a box");
+        assert!((b.bottom_center_rect - p).norm() < 1e-12 && b.size.volume_m3() == 0.0);
     }
 
     #[test]

@@ -15,10 +15,13 @@
 //! - [`correspond`]: NOCS ↔ model-surface correspondences by nearest NOCS (kiddo).
 //! - [`pnp`]: PnP for images without LIDAR (RANSAC over calibrated 6-point DLT, Gauss–Newton on
 //!   the inliers' reprojection error); with depth, back-project and use [`ransac::estimate`].
+//! - [`boxfit`]: the geometry-only baseline the autolabeler is compared with — a ground-aligned
+//!   minimum-area box around the frustum points (convex hull, rotating calipers).
 //!
 //! Degenerate input (too few points, collinear points, no consensus, an empty frustum, non-finite
 //! values) gives a typed [`PoseError`], never NaN.
 
+pub mod boxfit;
 pub mod correspond;
 mod error;
 pub mod frustum;

@@ -19,7 +19,7 @@ use geom::{Box2d, Box3d, Calib, Camera, Size3, alpha_from_rotation_y};
 use image::RgbImage;
 use kitti::image::{DepthMap, InstanceMap};
 use kitti::{Object, ObjectType};
-use nalgebra::{Matrix4, Point3, Rotation3, Vector3};
+use nalgebra::{Matrix4, Point3, Vector3};
 use rand::{SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
@@ -150,33 +150,6 @@ pub struct Frame {
 
 fn rows(m: &Matrix4<f64>) -> [[f64; 4]; 4] {
     std::array::from_fn(|r| std::array::from_fn(|c| m[(r, c)]))
-}
-
-/// The tightest upright (rect-frame yaw only) box around `vertices_rect`, with heading along the
-/// object's model +z axis `heading_rect`.
-fn tight_box(vertices_rect: &[Point3<f64>], heading_rect: &Vector3<f64>) -> Box3d {
-    // KITTI heading at rotation_y = ry is (cos ry, 0, −sin ry).
-    let ry = (-heading_rect.z).atan2(heading_rect.x);
-    let to_local = Rotation3::from_axis_angle(&Vector3::y_axis(), -ry);
-    let mut lo = Vector3::repeat(f64::INFINITY);
-    let mut hi = Vector3::repeat(f64::NEG_INFINITY);
-    for v in vertices_rect {
-        let q = to_local * v.coords;
-        lo = lo.inf(&q);
-        hi = hi.sup(&q);
-    }
-    // Rect y points down: the bottom is max y.
-    let bottom_local = Vector3::new((lo.x + hi.x) / 2.0, hi.y, (lo.z + hi.z) / 2.0);
-    let bottom = to_local.inverse() * bottom_local;
-    Box3d::new(
-        Point3::from(bottom),
-        Size3 {
-            height_m: hi.y - lo.y,
-            width_m: hi.z - lo.z,
-            length_m: hi.x - lo.x,
-        },
-        ry,
-    )
 }
 
 /// Salts that separate the random streams of a frame.
@@ -329,7 +302,12 @@ fn annotate(
             .map(|v| rect_from_model.transform_point(&Point3::new(v.x as f64, v.y as f64, v.z as f64)))
             .collect();
         let heading = rect_from_model.transform_vector(&Vector3::z());
-        let box3d = tight_box(&vertices_rect, &heading);
+        let Some(box3d) = Box3d::tight_upright(&vertices_rect, &heading) else {
+            tracing::warn!(
+                "object {i}: no label box (empty or non-finite mesh, or a vertical heading); not labelled"
+            );
+            continue;
+        };
         let visible_fraction = if cov.silhouette_pixels_in_image > 0 {
             (cov.visible_pixels as f64 / cov.silhouette_pixels_in_image as f64).min(1.0)
         } else {

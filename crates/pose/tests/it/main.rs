@@ -1,7 +1,9 @@
 //! Pose estimation tests: 100 seeded trials per solver with σ = 2 cm noise and 50 % outliers,
 //! recovered within 3 cm, 1° and 1 % scale; the adaptive iteration count; the ground plane; and
-//! degenerate inputs as typed errors.
+//! degenerate inputs as typed errors. The baseline box fit is in `boxfit`.
 #![allow(clippy::unwrap_used, reason = "tests")]
+
+mod boxfit;
 
 use nalgebra::{Point3, Rotation3, Vector3};
 use pose::ground::{GroundConfig, fit_ground_plane};
