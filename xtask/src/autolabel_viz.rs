@@ -357,6 +357,47 @@ fn draw_line_sample(img: &mut RgbImage, header: &Rect, [x, row_y]: [f64; 2], str
     crate::draw::draw_line(img, header, [x, row_y], [x + 22.0, row_y], stroke);
 }
 
+/// Draws one labelled frame of a run to `dir/<id>.png` (atomically), with the ground truth of
+/// `dataset` when it has labels (the pictures are part of the evaluation; the labeler itself never
+/// reads them).
+pub fn write_frame_viz(
+    dir: &std::path::Path,
+    outcome: &pipeline::run::FrameOutcome<'_>,
+    dataset: &kitti::KittiDataset,
+) -> anyhow::Result<()> {
+    let frame = outcome.frame;
+    let gt_path = dataset.path(kitti::Split::Training, kitti::Modality::Label2, &frame.id);
+    let ground_truth = if gt_path.is_file() {
+        kitti::label::read_labels(&gt_path)?
+    } else {
+        Vec::new()
+    };
+    let predictions: Vec<ObjectViz> = outcome
+        .labels
+        .objects
+        .iter()
+        .map(|o| ObjectViz {
+            label: o.label.clone(),
+            surface_rect: o.surface_rect.clone(),
+            nocs: o.nocs.clone(),
+        })
+        .collect();
+    let detections: Vec<Box2d> = outcome.detections.iter().map(|d| d.bbox).collect();
+    let picture = draw_autolabel(&FrameViz {
+        id: &frame.id,
+        image: &frame.image,
+        calib: &frame.calib,
+        points_velo: &frame.points_velo,
+        detections: &detections,
+        ground_truth: &ground_truth,
+        predictions: &predictions,
+    })?;
+    let mut bytes = Vec::new();
+    picture.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
+    kitti::io::write_atomic(&dir.join(format!("{}.png", frame.id)), &bytes)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,7 @@
 //! `cargo xtask`: the project's one entry point. One module per subcommand; paths default to the
 //! repository root (found from `CARGO_MANIFEST_DIR`), so the commands work from any directory.
 
-#[allow(
-    dead_code,
-    reason = "the pictures of the coming `cargo xtask autolabel`; unit-tested until it uses them"
-)]
+mod autolabel;
 mod autolabel_viz;
 mod draw;
 mod eval;
@@ -33,6 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Autolabel(autolabel::Args),
     /// KITTI 3D object evaluation (official devkit protocol): AP R11/R40 for 2D, AOS, BEV and 3D.
     Eval(eval::Args),
     /// Writes a seeded random KITTI label set (ground truth + noisy scored detections), e.g. to compare
@@ -87,6 +85,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Autolabel(args) => autolabel::run(args),
         Command::Eval(args) => eval::run(args),
         Command::GenEvalSet(args) => gen_eval_set::run(args),
         Command::GenData(args) => gen_data::run(args),

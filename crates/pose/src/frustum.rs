@@ -7,7 +7,8 @@ use geom::Box2d;
 use nalgebra::{Matrix3x4, Matrix4, Point3};
 
 /// Frustum settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct FrustumConfig {
     /// Points within this height of the ground plane (or below it) are ground, m.
     pub ground_margin_m: f64,

@@ -23,7 +23,8 @@ impl Plane {
 }
 
 /// Ground fitting settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct GroundConfig {
     /// Inlier distance, m.
     pub threshold_m: f64,

@@ -11,7 +11,8 @@ use geom::Intrinsics;
 use nalgebra::{DMatrix, Matrix3, Matrix6, Point3, Rotation3, Vector3, Vector6};
 
 /// PnP settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PnpConfig {
     /// RANSAC (samples of at least 6; threshold in pixels).
     pub ransac: RansacConfig,

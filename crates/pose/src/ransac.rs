@@ -6,7 +6,8 @@ use nalgebra::{Point3, Unit, Vector3};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 
 /// RANSAC settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RansacConfig {
     /// Points per hypothesis (n).
     pub sample_size: usize,

@@ -79,12 +79,30 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("optim", &["geom", "deepsdf", "render"][..]),
         (
             "pipeline",
-            &["geom", "kitti", "detection", "deepsdf", "css", "render", "pose", "optim"][..],
+            &[
+                "geom",
+                "kitti",
+                "detection",
+                "deepsdf",
+                "css",
+                "render",
+                "pose",
+                "optim",
+            ][..],
         ),
         (
             "xtask",
             &[
-                "geom", "kitti", "detection", "sim", "deepsdf", "css", "render", "pose", "optim", "pipeline",
+                "geom",
+                "kitti",
+                "detection",
+                "sim",
+                "deepsdf",
+                "css",
+                "render",
+                "pose",
+                "optim",
+                "pipeline",
             ][..],
         ),
     ])
