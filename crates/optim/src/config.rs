@@ -65,10 +65,12 @@ pub struct OptimConfig {
     pub beta2: f64,
     /// Stop when the best loss has not improved by `tolerance` (relative) for this many iterations.
     pub patience: usize,
+    /// Pose-only steps that probe each starting yaw before one is chosen.
+    pub probe_iterations: usize,
     /// Relative improvement that counts.
     pub tolerance: f64,
-    /// Starting yaws tried: the initial yaw plus k·360°/`yaw_starts`; the optimisation starts from
-    /// the one with the lowest loss.
+    /// Starting yaws tried by [`crate::Optimiser::fit`]: the initial yaw plus k·360°/`yaw_starts`,
+    /// each probed (`probe_iterations`); the optimisation goes on from the best probe.
     pub yaw_starts: usize,
     /// LIDAR residuals beyond this are outliers (constant loss) at the end, m.
     pub cutoff_m: f64,
@@ -95,16 +97,17 @@ impl Default for OptimConfig {
         OptimConfig {
             weights: LossWeights::default(),
             iterations: 120,
-            shape_every: 5,
+            shape_every: 2,
             pose_only_iterations: 30,
             lr_yaw_rad: 0.03,
             lr_translation_m: 0.03,
             lr_log_scale: 0.005,
-            lr_latent: 0.03,
+            lr_latent: 0.05,
             beta1: 0.9,
             beta2: 0.999,
             patience: 20,
             tolerance: 1e-3,
+            probe_iterations: 10,
             yaw_starts: 4,
             cutoff_m: 0.2,
             cutoff_start_m: 1.0,

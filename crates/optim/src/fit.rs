@@ -78,6 +78,14 @@ impl Adam {
     }
 }
 
+fn apply_pose_step(state: &mut ObjectState, step: &[f64]) {
+    state.yaw_rad += step[0];
+    state.translation_rect_m.x += step[1];
+    state.translation_rect_m.y += step[2];
+    state.translation_rect_m.z += step[3];
+    state.scale *= step[4].exp();
+}
+
 fn normalise(z: &mut [f32]) {
     let n = z.iter().map(|v| v * v).sum::<f32>().sqrt();
     if n > 1e-12 {
@@ -121,9 +129,23 @@ impl<'a> Optimiser<'a> {
         }
     }
 
-    /// Fits one object from `init`.
-    #[tracing::instrument(level = "debug", skip_all)]
+    /// Fits one object from `init`, trying the yaws `init.yaw + 360°·k/yaw_starts`.
     pub fn fit(&self, observation: &Observation, init: &ObjectState) -> Result<Fit> {
+        let starts = self.config.yaw_starts.max(1);
+        let offsets: Vec<f64> = (0..starts).map(|k| TAU * k as f64 / starts as f64).collect();
+        self.fit_from(observation, init, &offsets)
+    }
+
+    /// Fits one object from `init`, trying the yaws `init.yaw + offset` for every offset (at least
+    /// the initial yaw): each start is probed with `probe_iterations` pose-only steps and the
+    /// optimisation goes on from the probe with the lowest loss.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub fn fit_from(
+        &self,
+        observation: &Observation,
+        init: &ObjectState,
+        yaw_offsets: &[f64],
+    ) -> Result<Fit> {
         let cfg = &self.config;
         observation.validate()?;
         init.validate(self.decoder.config.latent_dim)?;
@@ -139,25 +161,14 @@ impl<'a> Optimiser<'a> {
         let mut shape = Arc::new(self.decode(&state.latent, true)?);
         let mut decodes = 1;
 
-        // Starting yaw.
-        let starts = cfg.yaw_starts.max(1);
-        let mut best_start = (f64::INFINITY, init.yaw_rad);
-        for k in 0..starts {
-            let mut candidate = state.clone();
-            candidate.yaw_rad = init.yaw_rad + TAU * k as f64 / starts as f64;
-            let (terms, _, _) = evaluate(&problem, &candidate, &shape, self.cutoff(0), false)?;
-            if terms.total < best_start.0 {
-                best_start = (terms.total, candidate.yaw_rad);
-            }
-        }
-        state.yaw_rad = best_start.1;
-        let (initial, initial_diag, _) = evaluate(&problem, &state, &shape, cfg.cutoff_m, false)?;
-        let initial_loss = initial.total;
-        let mut best = (initial_loss, state.clone(), initial, initial_diag, shape.clone());
-        let mut since_best = 0usize;
-        let dim = state.latent.len();
-        let mut pose_adam = Adam::new(5);
-        let mut code_adam = Adam::new(dim);
+        // Starting yaw: a short pose-only probe from each candidate (a turned car needs its
+        // translation moved too before its loss means anything), the lowest loss wins.
+        let offsets: &[f64] = if yaw_offsets.is_empty() {
+            &[0.0]
+        } else {
+            yaw_offsets
+        };
+        let probe = cfg.probe_iterations.min(cfg.pose_only_iterations);
         let pose_lr = [
             cfg.lr_yaw_rad,
             cfg.lr_translation_m,
@@ -165,6 +176,45 @@ impl<'a> Optimiser<'a> {
             cfg.lr_translation_m,
             cfg.lr_log_scale,
         ];
+        let mut best_start: Option<(f64, ObjectState)> = None;
+        for offset in offsets {
+            let mut candidate = state.clone();
+            candidate.yaw_rad = init.yaw_rad + offset;
+            if offsets.len() > 1 {
+                let mut adam = Adam::new(5);
+                for it in 0..probe {
+                    let (_, _, grad) = evaluate(&problem, &candidate, &shape, self.cutoff(it), true)?;
+                    let Some(g) = grad else { break };
+                    let step = adam.step(
+                        &[
+                            g.yaw,
+                            g.translation.x,
+                            g.translation.y,
+                            g.translation.z,
+                            g.log_scale,
+                        ],
+                        &pose_lr,
+                        cfg.beta1,
+                        cfg.beta2,
+                    );
+                    apply_pose_step(&mut candidate, &step);
+                }
+            }
+            let (terms, _, _) = evaluate(&problem, &candidate, &shape, self.cutoff(probe), false)?;
+            if best_start.as_ref().is_none_or(|(l, _)| terms.total < *l) {
+                best_start = Some((terms.total, candidate));
+            }
+        }
+        if let Some((_, s)) = best_start {
+            state = s;
+        }
+        let (initial, initial_diag, _) = evaluate(&problem, &state, &shape, cfg.cutoff_m, false)?;
+        let initial_loss = initial.total;
+        let mut best = (initial_loss, state.clone(), initial, initial_diag, shape.clone());
+        let mut since_best = 0usize;
+        let dim = state.latent.len();
+        let mut pose_adam = Adam::new(5);
+        let mut code_adam = Adam::new(dim);
         let code_lr = vec![cfg.lr_latent; dim];
         let mut history = Vec::with_capacity(cfg.iterations);
         let mut iterations = 0;
@@ -203,11 +253,7 @@ impl<'a> Optimiser<'a> {
             } else {
                 None
             };
-            state.yaw_rad += step[0];
-            state.translation_rect_m.x += step[1];
-            state.translation_rect_m.y += step[2];
-            state.translation_rect_m.z += step[3];
-            state.scale *= step[4].exp();
+            apply_pose_step(&mut state, &step);
             if let Some(gz) = code_grad {
                 let dz = code_adam.step(&gz, &code_lr, cfg.beta1, cfg.beta2);
                 for (z, d) in state.latent.iter_mut().zip(dz) {

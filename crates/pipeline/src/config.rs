@@ -62,8 +62,9 @@ pub struct InitConfig {
     pub max_nocs_distance: f32,
     /// RANSAC settings (threshold in metres).
     pub ransac: pose::ransac::RansacConfig,
-    /// Keep the yaw RANSAC found (no yaw candidates in the optimisation) when it succeeded.
-    pub trust_ransac_yaw: bool,
+    /// Turns of the RANSAC yaw the optimisation probes (degrees; the box initialisation probes
+    /// `optim.yaw_starts` evenly spaced yaws instead).
+    pub ransac_yaw_offsets_deg: Vec<f64>,
     /// The box fit (the fallback and the baseline).
     pub box_fit: pose::boxfit::BoxFitConfig,
 }
@@ -80,7 +81,7 @@ impl Default for InitConfig {
                 max_iterations: 500,
                 ..pose::ransac::RansacConfig::default()
             },
-            trust_ransac_yaw: true,
+            ransac_yaw_offsets_deg: vec![0.0],
             box_fit: pose::boxfit::BoxFitConfig::default(),
         }
     }

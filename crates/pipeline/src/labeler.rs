@@ -468,16 +468,46 @@ impl SdfLabeler {
             seed,
             ..cfg.ransac.clone()
         };
-        let consensus = estimate(&src, &dst, Solver::Yaw(scene.ground_rect.up_rect), &ransac).ok()?;
+        let consensus = match estimate(&src, &dst, Solver::Yaw(scene.ground_rect.up_rect), &ransac) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(
+                    observed = observed.len(),
+                    pairs = pairs.len(),
+                    "no NOCS pose: {e}"
+                );
+                return None;
+            }
+        };
         let sim = consensus.model;
+        // The network's NOCS shrink towards the mean (a regression to the middle), so the
+        // similarity's scale is biased low; the prior's scale is known (the code carries the
+        // size), so keep the rotation and place the inliers' centroids with that scale.
         let s0 = self.config.optim.scale_prior;
-        if !(sim.scale > 0.8 * s0 && sim.scale < 1.25 * s0) {
+        if !(sim.scale > 0.25 * s0 && sim.scale < 2.0 * s0) || consensus.inliers.is_empty() {
+            tracing::debug!(
+                scale = sim.scale,
+                inliers = consensus.inliers.len(),
+                "NOCS pose rejected: scale"
+            );
             return None;
         }
+        let n = consensus.inliers.len() as f64;
+        let c_src = consensus
+            .inliers
+            .iter()
+            .fold(Vector3::zeros(), |a, &i| a + src[i].coords)
+            / n;
+        let c_dst = consensus
+            .inliers
+            .iter()
+            .fold(Vector3::zeros(), |a, &i| a + dst[i].coords)
+            / n;
+        let translation = c_dst - sim.rotation * c_src * s0;
         Some(ObjectState {
             yaw_rad: ObjectState::yaw_of(&(sim.rotation.matrix() * base), &scene.ground_rect),
-            translation_rect_m: sim.translation,
-            scale: sim.scale,
+            translation_rect_m: translation,
+            scale: s0,
             latent: prediction.latent.clone(),
         })
     }
@@ -551,14 +581,27 @@ impl SdfLabeler {
             ground: scene.ground_rect,
             view: Some(self.view_of(frame, prediction)),
         };
-        let mut optim_config = self.config.optim.clone();
-        if method == "sdf" && self.config.init.trust_ransac_yaw {
-            // NOCS correspondences tell front from back; LIDAR alone hardly does (cars are nearly
-            // symmetric), so the yaw candidates are for the box initialisation only.
-            optim_config.yaw_starts = 1;
-        }
-        let optimiser = Optimiser::new(&self.prior.decoder, self.mean_latent.clone(), optim_config);
-        let fit = timer.time("optim", || optimiser.fit(&observation, &init))?;
+        let optimiser = Optimiser::new(
+            &self.prior.decoder,
+            self.mean_latent.clone(),
+            self.config.optim.clone(),
+        );
+        let fit = timer.time("optim", || {
+            if method == "sdf" {
+                // NOCS correspondences tell front from back (LIDAR hardly does: cars are nearly
+                // symmetric), so only the given turns of the RANSAC yaw are tried.
+                let offsets: Vec<f64> = self
+                    .config
+                    .init
+                    .ransac_yaw_offsets_deg
+                    .iter()
+                    .map(|d| d.to_radians())
+                    .collect();
+                optimiser.fit_from(&observation, &init, &offsets)
+            } else {
+                optimiser.fit(&observation, &init)
+            }
+        })?;
         let ShapeBox {
             box3d,
             surface_rect,
