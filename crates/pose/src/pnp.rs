@@ -204,3 +204,35 @@ pub fn pnp(
     };
     ransac(model.len(), &config.ransac, fit, residual)
 }
+
+/// With a depth map: the pixels back-projected with their depths (`depths_m`, camera z, m) give a
+/// 3D–3D problem, solved robustly by [`crate::ransac::estimate`] with `solver` (the depth carries
+/// the scale, so a similarity is determined). Pixels without a finite positive depth are dropped.
+pub fn pose_from_depth(
+    model: &[Point3<f64>],
+    pixels: &[[f64; 2]],
+    depths_m: &[f64],
+    intrinsics: &Intrinsics,
+    solver: crate::ransac::Solver,
+    config: &RansacConfig,
+) -> Result<Consensus<Similarity>> {
+    if model.len() != pixels.len() || pixels.len() != depths_m.len() {
+        return Err(PoseError::InvalidInput(format!(
+            "{} model points, {} pixels and {} depths",
+            model.len(),
+            pixels.len(),
+            depths_m.len()
+        )));
+    }
+    let (src, dst): (Vec<Point3<f64>>, Vec<Point3<f64>>) = model
+        .iter()
+        .zip(pixels.iter().zip(depths_m))
+        .filter(|(_, (p, d))| d.is_finite() && **d > 0.0 && p.iter().all(|v| v.is_finite()))
+        .map(|(m, (p, d))| {
+            let x = (p[0] - intrinsics.cx) / intrinsics.fx * d;
+            let y = (p[1] - intrinsics.cy) / intrinsics.fy * d;
+            (*m, Point3::new(x, y, *d))
+        })
+        .unzip();
+    crate::ransac::estimate(&src, &dst, solver, config)
+}

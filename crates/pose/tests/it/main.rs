@@ -349,3 +349,50 @@ fn pnp_recovers_poses_from_pixels_with_outliers() {
     let r = pnp(&few, &[[0.0, 0.0]; 5], &k, &PnpConfig::default());
     assert!(matches!(r, Err(PoseError::NotEnoughPoints { .. })), "{r:?}");
 }
+
+#[test]
+fn pnp_with_depth_recovers_a_similarity_from_back_projected_pixels() {
+    use pose::pnp::pose_from_depth;
+    use pose::ransac::{RansacConfig, Solver};
+    let k = geom::Intrinsics {
+        fx: 721.5,
+        fy: 721.5,
+        cx: 609.6,
+        cy: 172.9,
+    };
+    let mut rng = StdRng::seed_from_u64(12);
+    let truth_r = Rotation3::from_axis_angle(&Vector3::y_axis(), 0.8);
+    let truth_t = Vector3::new(2.0, 1.5, 15.0);
+    let scale = 2.75;
+    let (mut model, mut pixels, mut depths) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..200 {
+        let x = Point3::new(
+            rng.random_range(-0.35..0.35),
+            rng.random_range(-0.3..0.3),
+            rng.random_range(-0.8..0.8),
+        );
+        let c = truth_r * x.coords * scale + truth_t;
+        let p = k.project(&Point3::from(c)).unwrap();
+        // 2 % depth noise, every fourth depth an outlier, one pixel without depth.
+        let d = if i % 4 == 0 {
+            c.z + rng.random_range(-5.0..5.0)
+        } else {
+            c.z * (1.0 + 0.002 * gauss(&mut rng))
+        };
+        model.push(x);
+        pixels.push(p);
+        depths.push(if i == 7 { f64::NAN } else { d });
+    }
+    let cfg = RansacConfig {
+        inlier_threshold: 0.15,
+        ..RansacConfig::default()
+    };
+    let got = pose_from_depth(&model, &pixels, &depths, &k, Solver::Similarity, &cfg)
+        .unwrap()
+        .model;
+    assert!(got.rotation_angle_to(&truth_r).to_degrees() < 1.0);
+    assert!((got.translation - truth_t).norm() < 0.1, "{:?}", got.translation);
+    assert!((got.scale / scale - 1.0).abs() < 0.02, "{}", got.scale);
+    let bad = pose_from_depth(&model, &pixels, &depths[..3], &k, Solver::Similarity, &cfg);
+    assert!(matches!(bad, Err(PoseError::InvalidInput(_))));
+}
