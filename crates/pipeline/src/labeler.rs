@@ -67,6 +67,17 @@ pub struct FrameLabels {
     pub ground_fitted: bool,
 }
 
+impl FrameLabels {
+    fn on(scene: &Scene) -> Self {
+        FrameLabels {
+            objects: Vec::new(),
+            failures: Vec::new(),
+            ground: scene.ground_rect,
+            ground_fitted: scene.ground_velo.is_some(),
+        }
+    }
+}
+
 /// Turns a frame's detections into 3D labels.
 pub trait Labeler: Send + Sync {
     /// Short name for logs and reports.
@@ -320,12 +331,7 @@ impl Labeler for GeometryLabeler {
         timer: &mut StageTimer,
     ) -> Result<FrameLabels> {
         let scene = prepare(frame, &self.config, timer);
-        let mut out = FrameLabels {
-            objects: Vec::new(),
-            failures: Vec::new(),
-            ground: scene.ground_rect,
-            ground_fitted: scene.ground_velo.is_some(),
-        };
+        let mut out = FrameLabels::on(&scene);
         for (i, det) in detections.iter().enumerate() {
             let start = Instant::now();
             let result = timer
@@ -657,12 +663,7 @@ impl Labeler for SdfLabeler {
         timer: &mut StageTimer,
     ) -> Result<FrameLabels> {
         let scene = prepare(frame, &self.config, timer);
-        let mut out = FrameLabels {
-            objects: Vec::new(),
-            failures: Vec::new(),
-            ground: scene.ground_rect,
-            ground_fitted: scene.ground_velo.is_some(),
-        };
+        let mut out = FrameLabels::on(&scene);
         // Frustums first: detections without LIDAR points are not worth a network pass.
         let mut frustums = Vec::new();
         for (i, det) in detections.iter().enumerate() {
