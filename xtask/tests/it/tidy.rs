@@ -79,10 +79,12 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("optim", &["geom", "deepsdf", "render"][..]),
         (
             "pipeline",
+            // `sim` only as a dev-dependency: the end-to-end tests generate their frames.
             &[
                 "geom",
                 "kitti",
                 "detection",
+                "sim",
                 "deepsdf",
                 "css",
                 "render",
