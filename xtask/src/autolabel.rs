@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 /// Seed of the embedded default validation set (never used for training).
 pub const DEFAULT_VAL_SEED: u64 = 1000;
+/// Frames of the embedded default validation set.
+pub const DEFAULT_VAL_FRAMES: usize = 200;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -107,20 +109,12 @@ fn weights_path(p: &Path) -> PathBuf {
 /// The embedded default dataset: generated on first use, reused after.
 fn default_dataset(frames: usize) -> anyhow::Result<PathBuf> {
     let out = crate::root().join("data/synthetic-val");
-    let library = sim::ShapeLibrary::procedural(
+    let (library, library_spec) = crate::gen_data::procedural_library(
         crate::gen_data::DEFAULT_LIBRARY_SEED,
         crate::gen_data::DEFAULT_LIBRARY_SIZE,
     );
-    let spec = sim::dataset::DatasetSpec {
-        generator: format!("sim {}", env!("CARGO_PKG_VERSION")),
-        seed: DEFAULT_VAL_SEED,
-        frames,
-        library: sim::dataset::LibrarySpec::Procedural {
-            seed: crate::gen_data::DEFAULT_LIBRARY_SEED,
-            count: crate::gen_data::DEFAULT_LIBRARY_SIZE,
-        },
-        config: crate::gen_data::load_config(None, sim::Domain::Target)?,
-    };
+    let config = crate::gen_data::load_config(None, sim::Domain::Target)?;
+    let spec = crate::gen_data::dataset_spec(DEFAULT_VAL_SEED, frames, library_spec, config);
     crate::gen_data::generate(&out, &spec, &library, false)?;
     Ok(out)
 }
@@ -138,17 +132,15 @@ fn frame_ids(dataset: &KittiDataset, split: Option<&str>, embedded: bool) -> any
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (config, config_path) = resolve_config(&args)?;
     let embedded = args.data.is_none();
-    let root = match &args.data {
-        Some(d) => d.clone(),
-        None => default_dataset(args.frames.unwrap_or(200))?,
+    let frames = args.frames.or(embedded.then_some(DEFAULT_VAL_FRAMES));
+    let root = match (&args.data, frames) {
+        (Some(d), _) => d.clone(),
+        (None, n) => default_dataset(n.unwrap_or(DEFAULT_VAL_FRAMES))?,
     };
     let dataset = KittiDataset::open(&root)?;
     let mut ids = frame_ids(&dataset, args.split.as_deref(), embedded)?;
-    if let (Some(n), false) = (args.frames, embedded) {
+    if let Some(n) = frames {
         ids.truncate(n);
-    }
-    if embedded {
-        ids.truncate(args.frames.unwrap_or(200));
     }
     if ids.is_empty() {
         bail!("no frames to label in {}", root.display());
@@ -182,18 +174,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     kitti::io::write_atomic(&out.join("config.toml"), resolved.as_bytes())?;
 
     let detector = FileDetector::new(det_dir.clone());
-    let prior;
     let labeler: Box<dyn Labeler> = match config.method {
         Method::Sdf => {
-            let p = deepsdf::ShapePrior::load(&weights_path(&config.weights.deepsdf))?;
+            let prior = deepsdf::ShapePrior::load(&weights_path(&config.weights.deepsdf))?;
             let css = css::CssModel::load(&weights_path(&config.weights.css))?;
-            prior = Some(p.decoder.clone());
-            Box::new(SdfLabeler::new(config.clone(), p, css)?)
+            Box::new(SdfLabeler::new(config.clone(), prior, css)?)
         }
-        Method::Geometry => {
-            prior = None;
-            Box::new(GeometryLabeler::new(config.clone()))
-        }
+        Method::Geometry => Box::new(GeometryLabeler::new(config.clone())),
     };
     tracing::info!(
         "labelling {} frames of {} with {} ({}), detections from {}, into {}",
@@ -218,7 +205,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &ids,
         &detector,
         labeler.as_ref(),
-        prior.as_ref(),
         &config,
         &RunOptions {
             out: out.clone(),

@@ -17,15 +17,15 @@ use kitti::velodyne::VeloPoint;
 use kitti::{Object, ObjectType};
 use nalgebra::Vector4;
 
-/// One autolabelled object to draw.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ObjectViz {
+/// One autolabelled object to draw (borrowed from the labeler's output).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ObjectViz<'a> {
     /// The predicted KITTI label (with its score).
-    pub label: Object,
+    pub label: &'a Object,
     /// Surface points of its fitted shape, rect frame, m (may be empty, e.g. for the baseline).
-    pub surface_rect: Vec<[f32; 3]>,
+    pub surface_rect: &'a [[f32; 3]],
     /// One colour per surface point in `[0, 1]³` (its NOCS coordinates), as many as `surface_rect`.
-    pub nocs: Vec<[f32; 3]>,
+    pub nocs: &'a [[f32; 3]],
 }
 
 /// Everything drawn for one autolabelled frame.
@@ -44,7 +44,7 @@ pub struct FrameViz<'a> {
     /// Ground-truth labels; empty when there are none.
     pub ground_truth: &'a [Object],
     /// The autolabelled objects.
-    pub predictions: &'a [ObjectViz],
+    pub predictions: &'a [ObjectViz<'a>],
 }
 
 // Style. Prediction colours run red → yellow → green with the score; ground truth is cyan and
@@ -132,12 +132,7 @@ pub fn draw_autolabel(frame: &FrameViz) -> anyhow::Result<RgbImage> {
 
     draw_shapes(&mut canvas, &camera, frame.calib, frame.predictions);
     for d in frame.detections {
-        let rect = Rect {
-            x0: d.left,
-            y0: d.top,
-            x1: d.right,
-            y1: d.bottom,
-        };
+        let rect = Rect::from(d);
         draw_rect(&mut canvas, &camera, &rect, &detection_stroke());
     }
     // Predictions by rising score, so that the most confident end on top; ground truth over them.
@@ -147,7 +142,7 @@ pub fn draw_autolabel(frame: &FrameViz) -> anyhow::Result<RgbImage> {
         score(a).total_cmp(&score(b))
     });
     for p in &order {
-        let color = prediction_color(&p.label);
+        let color = prediction_color(p.label);
         let stroke = Stroke::solid(color, 2.0).outlined();
         if let Some(at) = draw_box_in_image(&mut canvas, &camera, frame.calib, &p.label.box3d, &stroke)
             && let Some(score) = p.label.score
@@ -162,12 +157,7 @@ pub fn draw_autolabel(frame: &FrameViz) -> anyhow::Result<RgbImage> {
     for g in frame.ground_truth {
         if g.kind == ObjectType::DontCare {
             let b = &g.bbox;
-            let rect = Rect {
-                x0: b.left,
-                y0: b.top,
-                x1: b.right,
-                y1: b.bottom,
-            };
+            let rect = Rect::from(b);
             draw_rect(&mut canvas, &camera, &rect, &Stroke::solid(DONT_CARE, 1.0));
         } else {
             draw_box_in_image(
@@ -206,7 +196,7 @@ fn draw_shapes(img: &mut RgbImage, camera: &Rect, calib: &Calib, predictions: &[
         } else {
             SPLAT_RADIUS_M.0
         };
-        for (x, nocs) in p.surface_rect.iter().zip(&p.nocs) {
+        for (x, nocs) in p.surface_rect.iter().zip(p.nocs) {
             let Some(rgb) = nocs_color(nocs) else {
                 continue;
             };
@@ -262,7 +252,7 @@ fn draw_bev(
     draw_bev_fov(img, view, frame.calib, &layout.camera);
     let velo_from_rect = frame.calib.velo_from_rect();
     for p in predictions {
-        let color = prediction_color(&p.label);
+        let color = prediction_color(p.label);
         if let Some(at) = draw_bev_box(
             img,
             view,
@@ -377,9 +367,9 @@ pub fn write_frame_viz(
         .objects
         .iter()
         .map(|o| ObjectViz {
-            label: o.label.clone(),
-            surface_rect: o.surface_rect.clone(),
-            nocs: o.nocs.clone(),
+            label: &o.label,
+            surface_rect: &o.surface_rect,
+            nocs: &o.nocs,
         })
         .collect();
     let detections: Vec<Box2d> = outcome.detections.iter().map(|d| d.bbox).collect();
@@ -392,9 +382,7 @@ pub fn write_frame_viz(
         ground_truth: &ground_truth,
         predictions: &predictions,
     })?;
-    let mut bytes = Vec::new();
-    picture.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
-    kitti::io::write_atomic(&dir.join(format!("{}.png", frame.id)), &bytes)?;
+    kitti::image::write_rgb_png(&dir.join(format!("{}.png", frame.id)), &picture)?;
     Ok(())
 }
 
@@ -468,9 +456,9 @@ mod tests {
         let predicted = car(-1.0, 12.0, -1.2, Some(0.9));
         let (surface_rect, nocs) = surface(&predicted.box3d);
         let predictions = [ObjectViz {
-            label: predicted.clone(),
-            surface_rect,
-            nocs,
+            label: &predicted,
+            surface_rect: &surface_rect,
+            nocs: &nocs,
         }];
         let truth = [car(4.0, 15.0, -1.5, None)];
         let detection = predicted.box3d.project_to_image(&calib, Camera::Cam2).unwrap();
@@ -546,10 +534,11 @@ mod tests {
     fn mismatched_nocs_and_narrow_images_are_errors() {
         let calib = small_calib();
         let image = RgbImage::from_pixel(400, 120, Rgb([100, 100, 100]));
+        let label = car(0.0, 10.0, 0.0, Some(0.5));
         let bad = [ObjectViz {
-            label: car(0.0, 10.0, 0.0, Some(0.5)),
-            surface_rect: vec![[0.0, 0.0, 10.0]],
-            nocs: Vec::new(),
+            label: &label,
+            surface_rect: &[[0.0, 0.0, 10.0]],
+            nocs: &[],
         }];
         let frame = FrameViz {
             id: "x",
@@ -591,13 +580,20 @@ mod tests {
             y1: 120.0,
         };
         // Two objects on the optical axis (pixel (200, 60)): a red one 5 m ahead, a blue one 10 m.
-        let object = |z: f32, nocs: [f32; 3]| ObjectViz {
-            label: car(0.0, z as Real, 0.0, Some(0.5)),
-            surface_rect: vec![[0.0, 0.0, z]],
-            nocs: vec![nocs],
+        let (near, far) = (car(0.0, 5.0, 0.0, Some(0.5)), car(0.0, 10.0, 0.0, Some(0.5)));
+        let (near_point, far_point) = ([[0.0, 0.0, 5.0f32]], [[0.0, 0.0, 10.0f32]]);
+        let (red_nocs, blue_nocs) = ([[1.0, 0.0, 0.0f32]], [[0.0, 0.0, 1.0f32]]);
+        let red = ObjectViz {
+            label: &near,
+            surface_rect: &near_point,
+            nocs: &red_nocs,
         };
-        let (red, blue) = (object(5.0, [1.0, 0.0, 0.0]), object(10.0, [0.0, 0.0, 1.0]));
-        for objects in [[red.clone(), blue.clone()], [blue, red]] {
+        let blue = ObjectViz {
+            label: &far,
+            surface_rect: &far_point,
+            nocs: &blue_nocs,
+        };
+        for objects in [[red, blue], [blue, red]] {
             let mut img = RgbImage::from_pixel(400, 120, Rgb([100, 100, 100]));
             let covered = draw_shapes(&mut img, &camera, &calib, &objects);
             assert!(covered >= 1);

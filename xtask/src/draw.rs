@@ -93,6 +93,18 @@ pub struct Rect {
     pub y1: f64,
 }
 
+impl From<&geom::Box2d> for Rect {
+    /// The rectangle of a KITTI 2D box (image pixels).
+    fn from(b: &geom::Box2d) -> Self {
+        Rect {
+            x0: b.left,
+            y0: b.top,
+            x1: b.right,
+            y1: b.bottom,
+        }
+    }
+}
+
 impl Rect {
     /// Whether `(x, y)` lies inside.
     pub fn contains(&self, x: f64, y: f64) -> bool {

@@ -4,7 +4,6 @@
 
 use anyhow::{Context, bail};
 use detection::{Detection, Mask, MaskFormat, PixelWindow, write_detections};
-use kitti::ObjectType;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -24,18 +23,13 @@ pub struct Args {
     ids: Option<PathBuf>,
 }
 
-/// The label types that become detections (what a 2D detector for KITTI reports).
-fn is_target(kind: &ObjectType) -> bool {
-    matches!(
-        kind,
-        ObjectType::Car | ObjectType::Van | ObjectType::Pedestrian | ObjectType::Cyclist
-    )
-}
-
 /// Writes the detections of frame `id` into `out`; returns how many.
 fn make_frame(labels_dir: &Path, instance_dir: Option<&Path>, out: &Path, id: &str) -> anyhow::Result<usize> {
     let labels = kitti::label::read_labels(&labels_dir.join(format!("{id}.txt")))?;
-    let targets = labels.iter().enumerate().filter(|(_, o)| is_target(&o.kind));
+    let targets = labels
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| detection::is_detected_type(&o.kind));
     let box_only = |o: &kitti::Object| Detection {
         kind: o.kind.clone(),
         bbox: o.bbox,

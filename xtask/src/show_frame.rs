@@ -178,12 +178,7 @@ pub fn render(frame: &Frame) -> anyhow::Result<RgbImage> {
     for (i, object) in labels.iter().enumerate() {
         if object.kind == ObjectType::DontCare {
             let b = &object.bbox;
-            let rect = Rect {
-                x0: b.left,
-                y0: b.top,
-                x1: b.right,
-                y1: b.bottom,
-            };
+            let rect = Rect::from(b);
             draw_rect(&mut canvas, &layout.camera, &rect, &Stroke::solid(DONT_CARE, 1.0));
         } else {
             draw_label_box(&mut canvas, &layout.camera, &frame.calib, i, object, &mut texts);
@@ -222,12 +217,7 @@ fn draw_label_box(
 /// Draws a 2D detection as a dashed rectangle with its class and score.
 fn draw_detection(img: &mut RgbImage, camera: &Rect, det: &Object, texts: &mut Vec<TextItem>) {
     let b = &det.bbox;
-    let rect = Rect {
-        x0: b.left,
-        y0: b.top,
-        x1: b.right,
-        y1: b.bottom,
-    };
+    let rect = Rect::from(b);
     draw_rect(
         img,
         camera,

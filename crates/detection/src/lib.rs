@@ -65,4 +65,4 @@ pub use files::{MaskFormat, read_detections, write_detections};
 pub use filter::DetectionFilter;
 pub use mask::{Mask, PixelWindow};
 pub use rle::{Rle, RleEncoding};
-pub use types::Detection;
+pub use types::{Detection, is_detected_type};

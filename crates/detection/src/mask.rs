@@ -48,11 +48,6 @@ impl PixelWindow {
     pub fn contains(&self, x: u32, y: u32) -> bool {
         x >= self.x0 && y >= self.y0 && x - self.x0 < self.width && y - self.y0 < self.height
     }
-
-    /// Number of pixels in the window.
-    pub fn area_px(&self) -> usize {
-        self.width as usize * self.height as usize
-    }
 }
 
 /// A binary mask over an integer pixel window of the image: the window's top-left pixel is

@@ -1,6 +1,6 @@
 //! One 2D detection: class, box, confidence and optional instance mask.
 
-use crate::mask::{Mask, PixelWindow};
+use crate::mask::Mask;
 use geom::{Box2d, Box3d, Size3};
 use kitti::{Object, ObjectType};
 use nalgebra::Point3;
@@ -15,9 +15,18 @@ pub struct Detection {
     /// Confidence; higher is more confident (the simulated and the ground-truth detectors give
     /// (0, 1]).
     pub score: f64,
-    /// Instance mask over the pixel window of `bbox` ([`Detection::pixel_window`]); `None` for
+    /// Instance mask over the pixel window of `bbox` ([`crate::PixelWindow::of_box`]); `None` for
     /// box-only detectors and files.
     pub mask: Option<Mask>,
+}
+
+/// The label types a 2D detector for KITTI reports (and the simulated and ground-truth detectors
+/// produce): Car, Van, Pedestrian, Cyclist.
+pub fn is_detected_type(kind: &ObjectType) -> bool {
+    matches!(
+        kind,
+        ObjectType::Car | ObjectType::Van | ObjectType::Pedestrian | ObjectType::Cyclist
+    )
 }
 
 impl Detection {
@@ -36,13 +45,5 @@ impl Detection {
             ),
             score: Some(self.score),
         }
-    }
-
-    /// The integer pixel window of a box in an image of `width` × `height` pixels: columns
-    /// `floor(left) ..= ceil(right)` and rows `floor(top) ..= ceil(bottom)`, clipped to the image, as
-    /// `(x0, y0, width, height)`; `None` when the box misses the image. A detection's mask lives in
-    /// the window of its box. [`PixelWindow::of_box`] gives the same as a struct.
-    pub fn pixel_window(bbox: &Box2d, width: u32, height: u32) -> Option<(u32, u32, u32, u32)> {
-        PixelWindow::of_box(bbox, width, height).map(|w| (w.x0, w.y0, w.width, w.height))
     }
 }

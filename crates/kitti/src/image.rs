@@ -15,8 +15,12 @@ pub fn read_rgb(path: &Path) -> Result<RgbImage> {
     Ok(img.to_rgb8())
 }
 
-/// Encodes an image as PNG bytes.
-fn encode_png(img: &DynamicImage, path: &Path) -> Result<Vec<u8>> {
+/// Encodes an image as PNG bytes (no copy of the pixels).
+fn encode_png<P>(img: &ImageBuffer<P, Vec<P::Subpixel>>, path: &Path) -> Result<Vec<u8>>
+where
+    P: ::image::PixelWithColorType,
+    [P::Subpixel]: ::image::EncodableLayout,
+{
     let mut bytes = std::io::Cursor::new(Vec::new());
     img.write_to(&mut bytes, ImageFormat::Png)
         .map_err(|source| KittiError::Image {
@@ -28,7 +32,7 @@ fn encode_png(img: &DynamicImage, path: &Path) -> Result<Vec<u8>> {
 
 /// Writes an RGB image as PNG, atomically.
 pub fn write_rgb_png(path: &Path, img: &RgbImage) -> Result<()> {
-    io::write_atomic(path, &encode_png(&DynamicImage::ImageRgb8(img.clone()), path)?)
+    io::write_atomic(path, &encode_png(img, path)?)
 }
 
 /// A dense depth map in metres; pixels without a value hold `0.0`.
@@ -135,7 +139,7 @@ fn write_luma16(
             expected,
             found: format!("{count} values for {width}×{height}"),
         })?;
-    io::write_atomic(path, &encode_png(&DynamicImage::ImageLuma16(buf), path)?)
+    io::write_atomic(path, &encode_png(&buf, path)?)
 }
 
 /// A 16-bit instance map: each pixel holds `0` (no instance) or an instance id `1..=65535`. In

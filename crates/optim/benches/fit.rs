@@ -81,7 +81,8 @@ fn bench(c: &mut Criterion) {
     start.yaw_rad += 0.15;
     start.translation_rect_m += Vector3::new(0.2, 0.0, -0.2);
     start.latent = prior.mean_latent();
-    let opt = Optimiser::new(&prior.decoder, prior.mean_latent(), OptimConfig::default());
+    let (mean, config) = (prior.mean_latent(), OptimConfig::default());
+    let opt = Optimiser::new(&prior.decoder, &mean, &config);
     let mut group = c.benchmark_group("optim");
     group.sample_size(20);
     group.bench_function(

@@ -92,6 +92,16 @@ pub struct OptimConfig {
     pub surface: deepsdf::surface::SurfaceConfig,
 }
 
+impl OptimConfig {
+    /// The yaw offsets of [`crate::Optimiser::fit`]: 360°·k/`yaw_starts`, k = 0…
+    pub fn yaw_start_offsets(&self) -> Vec<f64> {
+        let starts = self.yaw_starts.max(1);
+        (0..starts)
+            .map(|k| std::f64::consts::TAU * k as f64 / starts as f64)
+            .collect()
+    }
+}
+
 impl Default for OptimConfig {
     fn default() -> Self {
         OptimConfig {

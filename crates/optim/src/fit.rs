@@ -9,14 +9,12 @@
 //! iterations.
 
 use crate::config::OptimConfig;
-use crate::error::Result;
+use crate::error::{OptimError, Result};
 use crate::losses::{Diagnostics, LidarIndex, Problem, Shape, Terms, evaluate};
 use crate::state::{ObjectState, Observation};
 use deepsdf::Decoder;
-use deepsdf::surface::{Surface, extract_surface};
+use deepsdf::surface::extract_surface;
 use rayon::prelude::*;
-use std::f64::consts::TAU;
-use std::sync::Arc;
 
 /// The outcome of fitting one object.
 #[derive(Clone, Debug)]
@@ -27,23 +25,19 @@ pub struct Fit {
     pub terms: Terms,
     /// Its residual statistics.
     pub diagnostics: Diagnostics,
-    /// Its decoded surface (canonical units).
-    pub surface: Surface,
     /// The loss of the starting state (at the final cut-off, after choosing the starting yaw).
     pub initial_loss: f64,
     /// Iterations run.
     pub iterations: usize,
     /// Times the shape was decoded.
     pub decodes: usize,
-    /// Total loss per iteration (for plots and convergence tests).
-    pub history: Vec<f64>,
 }
 
 /// Fits objects with one decoder and one configuration.
 pub struct Optimiser<'a> {
     decoder: &'a Decoder,
-    mean_latent: Vec<f32>,
-    config: OptimConfig,
+    mean_latent: &'a [f32],
+    config: &'a OptimConfig,
 }
 
 struct Adam {
@@ -95,7 +89,7 @@ fn normalise(z: &mut [f32]) {
 
 impl<'a> Optimiser<'a> {
     /// An optimiser with `decoder`, the prior's `mean_latent` (for the code prior) and `config`.
-    pub fn new(decoder: &'a Decoder, mean_latent: Vec<f32>, config: OptimConfig) -> Self {
+    pub fn new(decoder: &'a Decoder, mean_latent: &'a [f32], config: &'a OptimConfig) -> Self {
         Optimiser {
             decoder,
             mean_latent,
@@ -105,7 +99,7 @@ impl<'a> Optimiser<'a> {
 
     /// The settings.
     pub fn config(&self) -> &OptimConfig {
-        &self.config
+        self.config
     }
 
     /// Decodes the shape of `latent` (with Jacobians when `jacobian`).
@@ -119,7 +113,7 @@ impl<'a> Optimiser<'a> {
     }
 
     fn cutoff(&self, iteration: usize) -> f64 {
-        let c = &self.config;
+        let c = self.config;
         let n = c.pose_only_iterations.max(1);
         if iteration >= n {
             c.cutoff_m
@@ -131,34 +125,54 @@ impl<'a> Optimiser<'a> {
 
     /// Fits one object from `init`, trying the yaws `init.yaw + 360°·k/yaw_starts`.
     pub fn fit(&self, observation: &Observation, init: &ObjectState) -> Result<Fit> {
-        let starts = self.config.yaw_starts.max(1);
-        let offsets: Vec<f64> = (0..starts).map(|k| TAU * k as f64 / starts as f64).collect();
-        self.fit_from(observation, init, &offsets)
+        self.fit_from(observation, init, &self.config.yaw_start_offsets())
     }
 
     /// Fits one object from `init`, trying the yaws `init.yaw + offset` for every offset (at least
     /// the initial yaw): each start is probed with `probe_iterations` pose-only steps and the
     /// optimisation goes on from the probe with the lowest loss.
-    #[tracing::instrument(level = "debug", skip_all)]
     pub fn fit_from(
         &self,
         observation: &Observation,
         init: &ObjectState,
         yaw_offsets: &[f64],
     ) -> Result<Fit> {
-        let cfg = &self.config;
+        let mut init = init.clone();
+        normalise(&mut init.latent);
+        let shape = self.decode(&init.latent, true)?;
+        self.fit_decoded(observation, &init, yaw_offsets, shape)
+    }
+
+    /// [`Optimiser::fit_from`] with `init.latent`'s shape already decoded (by
+    /// [`Optimiser::decode`] with Jacobians; `init.latent` on the unit sphere, as the CSS network
+    /// predicts it, so that the Jacobians are the normalised code's), for callers that needed the surface before fitting
+    /// (the NOCS correspondences of the initialisation).
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub fn fit_decoded(
+        &self,
+        observation: &Observation,
+        init: &ObjectState,
+        yaw_offsets: &[f64],
+        shape: Shape,
+    ) -> Result<Fit> {
+        let cfg = self.config;
         observation.validate()?;
         init.validate(self.decoder.config.latent_dim)?;
+        if shape.jacobian.len() != shape.len() {
+            return Err(OptimError::InvalidInput(
+                "the starting shape was decoded without Jacobians".into(),
+            ));
+        }
         let lidar = LidarIndex::new(&observation.lidar_rect)?;
         let problem = Problem {
             observation,
             lidar: &lidar,
-            mean_latent: &self.mean_latent,
+            mean_latent: self.mean_latent,
             config: cfg,
         };
         let mut state = init.clone();
         normalise(&mut state.latent);
-        let mut shape = Arc::new(self.decode(&state.latent, true)?);
+        let mut shape = shape;
         let mut decodes = 1;
 
         // Starting yaw: a short pose-only probe from each candidate (a turned car needs its
@@ -210,19 +224,17 @@ impl<'a> Optimiser<'a> {
         }
         let (initial, initial_diag, _) = evaluate(&problem, &state, &shape, cfg.cutoff_m, false)?;
         let initial_loss = initial.total;
-        let mut best = (initial_loss, state.clone(), initial, initial_diag, shape.clone());
+        let mut best = (initial_loss, state.clone(), initial, initial_diag);
         let mut since_best = 0usize;
         let dim = state.latent.len();
         let mut pose_adam = Adam::new(5);
         let mut code_adam = Adam::new(dim);
         let code_lr = vec![cfg.lr_latent; dim];
-        let mut history = Vec::with_capacity(cfg.iterations);
         let mut iterations = 0;
         for it in 0..cfg.iterations {
             iterations = it + 1;
             let cutoff = self.cutoff(it);
             let (terms, diag, grad) = evaluate(&problem, &state, &shape, cutoff, true)?;
-            history.push(terms.total);
             if it >= cfg.pose_only_iterations {
                 if terms.total < best.0 * (1.0 - cfg.tolerance) || !best.0.is_finite() {
                     since_best = 0;
@@ -230,7 +242,7 @@ impl<'a> Optimiser<'a> {
                     since_best += 1;
                 }
                 if terms.total < best.0 {
-                    best = (terms.total, state.clone(), terms, diag, shape.clone());
+                    best = (terms.total, state.clone(), terms, diag);
                 }
                 if since_best >= cfg.patience {
                     break;
@@ -260,26 +272,23 @@ impl<'a> Optimiser<'a> {
                     *z += d as f32;
                 }
                 normalise(&mut state.latent);
-                shape = Arc::new(self.decode(&state.latent, true)?);
+                shape = self.decode(&state.latent, true)?;
                 decodes += 1;
             }
         }
         // The last state was never scored when the loop ran to the end.
         let (terms, diag, _) = evaluate(&problem, &state, &shape, cfg.cutoff_m, false)?;
         if terms.total < best.0 {
-            best = (terms.total, state, terms, diag, shape);
+            best = (terms.total, state, terms, diag);
         }
-        let (_, state, terms, diagnostics, shape) = best;
-        let surface = Arc::try_unwrap(shape).map_or_else(|s| s.surface.clone(), |s| s.surface);
+        let (_, state, terms, diagnostics) = best;
         Ok(Fit {
             state,
             terms,
             diagnostics,
-            surface,
             initial_loss,
             iterations,
             decodes,
-            history,
         })
     }
 

@@ -25,11 +25,13 @@ use nalgebra::{Matrix3, Vector3};
 use render::{ImageGrad, Pose, Surfels};
 use std::num::NonZeroUsize;
 
-/// A decoded shape ready for the losses: its surface and a k-d tree of its points (canonical
-/// units).
+/// A decoded shape ready for the losses: its surface as renderer surfels (built once per decode,
+/// not per iteration), the Jacobians, and a k-d tree of its points (canonical units).
 pub struct Shape {
-    /// Surface points, normals, NOCS and (when decoded for a code step) their Jacobians.
-    pub surface: Surface,
+    /// Surface points (`positions`), outward normals and NOCS colours.
+    pub surfels: Surfels,
+    /// ∂p/∂code per point (see [`Surface::jacobian`]); empty when decoded without.
+    pub jacobian: Vec<Vec<f32>>,
     tree: ImmutableKdTree<f32, 3>,
     /// Index of the lowest point (min canonical y).
     lowest: usize,
@@ -50,10 +52,35 @@ impl Shape {
             .min_by(|a, b| a.1[1].total_cmp(&b.1[1]))
             .map_or(0, |(i, _)| i);
         Ok(Shape {
-            surface,
+            surfels: Surfels {
+                positions: surface.points,
+                normals: surface.normals,
+                colours: surface.nocs,
+            },
+            jacobian: surface.jacobian,
             tree,
             lowest,
         })
+    }
+
+    /// Number of surface points.
+    pub fn len(&self) -> usize {
+        self.surfels.positions.len()
+    }
+
+    /// Whether there is no point (never: [`Shape::new`] refuses an empty surface).
+    pub fn is_empty(&self) -> bool {
+        self.surfels.positions.is_empty()
+    }
+
+    /// The surface back (points, normals, NOCS, Jacobians).
+    pub fn into_surface(self) -> Surface {
+        Surface {
+            points: self.surfels.positions,
+            normals: self.surfels.normals,
+            nocs: self.surfels.colours,
+            jacobian: self.jacobian,
+        }
     }
 }
 
@@ -169,7 +196,7 @@ impl Gradient {
     /// the shape was decoded without Jacobians.
     pub fn latent(&self, shape: &Shape) -> Result<Vec<f64>> {
         let dim = self.latent_direct.len();
-        let jac = &shape.surface.jacobian;
+        let jac = &shape.jacobian;
         if jac.len() != self.points.len() {
             return Err(OptimError::InvalidInput(
                 "the shape was decoded without Jacobians".into(),
@@ -224,9 +251,9 @@ pub fn evaluate(
     let drot = state.rotation_derivative(ground);
     let s = state.scale;
     let t = state.translation_rect_m;
-    let surf = &shape.surface;
+    let surf = &shape.surfels;
     let dim = state.latent.len();
-    let mut grad = Gradient::zeros(surf.len(), dim);
+    let mut grad = Gradient::zeros(shape.len(), dim);
     let mut terms = Terms::default();
     let mut diag = Diagnostics {
         lidar_points: obs.lidar_rect.len(),
@@ -240,7 +267,7 @@ pub fn evaluate(
     if !obs.lidar_rect.is_empty() {
         let n = obs.lidar_rect.len() as f64;
         let sensor_model = rot_t * (obs.sensor_rect - t) / s;
-        let k = NonZeroUsize::new(cfg.neighbours.clamp(1, surf.len())).unwrap_or(NonZeroUsize::MIN);
+        let k = NonZeroUsize::new(cfg.neighbours.clamp(1, shape.len())).unwrap_or(NonZeroUsize::MIN);
         let mut sum = 0.0;
         let mut sq = 0.0;
         for x in &obs.lidar_rect {
@@ -252,14 +279,14 @@ pub fn evaluate(
                 .nearest_n::<SquaredEuclidean<f32>>(k)
                 .execute();
             let chosen = hits.iter().map(|h| h.item as usize).find(|&i| {
-                let p = v3(&surf.points[i]);
+                let p = v3(&surf.positions[i]);
                 v3(&surf.normals[i]).dot(&(sensor_model - p)) > 0.0
             });
             let Some(i) = chosen else {
                 sum += rho_cut;
                 continue;
             };
-            let p = v3(&surf.points[i]);
+            let p = v3(&surf.positions[i]);
             let nrm = v3(&surf.normals[i]);
             let dist_m = (y - p).norm() * s;
             if dist_m > cutoff_m {
@@ -291,7 +318,7 @@ pub fn evaluate(
         let mut sum = 0.0;
         let mut count = 0usize;
         let mut contributions: Vec<(usize, Vector3<f64>)> = Vec::new();
-        for (i, (p, nrm)) in surf.points.iter().zip(&surf.normals).enumerate() {
+        for (i, (p, nrm)) in surf.positions.iter().zip(&surf.normals).enumerate() {
             let p = v3(p);
             let q = rot * p * s + t;
             if (rot * v3(nrm)).dot(&(obs.sensor_rect - q)) <= 0.0 {
@@ -318,7 +345,7 @@ pub fn evaluate(
             terms.surface_to_lidar = w.surface_to_lidar * sum / (m * rho_cut);
             let g = w.surface_to_lidar / (m * rho_cut);
             for (i, u) in contributions {
-                let p = v3(&surf.points[i]);
+                let p = v3(&surf.positions[i]);
                 let u = u * g;
                 grad.translation += u;
                 grad.yaw += u.dot(&(drot * p * s));
@@ -337,12 +364,8 @@ pub fn evaluate(
             translation_m: (t + view.cam_from_rect_m).cast::<f32>(),
             scale: s as f32,
         };
-        let surfels = Surfels {
-            positions: surf.points.clone(),
-            normals: surf.normals.clone(),
-            colours: surf.nocs.clone(),
-        };
-        let image = render::render(&view.camera, &pose, &surfels, &cfg.render)?;
+        let surfels = &shape.surfels;
+        let image = render::render(&view.camera, &pose, surfels, &cfg.render)?;
         let npx = view.camera.pixels();
         let mut img_grad = ImageGrad::zeros(view.camera.width, view.camera.height);
         // NOCS.
@@ -396,7 +419,7 @@ pub fn evaluate(
                     img_grad.mask[u] += (w.silhouette * d) as f32;
                 }
             }
-            let sg = render::backward(&view.camera, &pose, &surfels, &cfg.render, &image, &img_grad)?;
+            let sg = render::backward(&view.camera, &pose, surfels, &cfg.render, &image, &img_grad)?;
             let g_rot: Matrix3<f64> = sg.pose.rotation.cast::<f64>();
             grad.yaw += g_rot.component_mul(&drot).sum();
             grad.translation += sg.pose.translation_m.cast::<f64>();
@@ -409,7 +432,7 @@ pub fn evaluate(
 
     // Ground: the lowest surface point on the plane.
     if w.ground > 0.0 {
-        let y_min = f64::from(surf.points[shape.lowest][1]);
+        let y_min = f64::from(surf.positions[shape.lowest][1]);
         let sigma2 = cfg.ground_sigma_m * cfg.ground_sigma_m;
         let h = ground.height_m(&t) + s * y_min;
         terms.ground = w.ground * h * h / sigma2;

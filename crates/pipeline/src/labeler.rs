@@ -8,7 +8,7 @@ use crate::frame::{FrameInput, StageTimer};
 use css::infer::{PixelMask, Request};
 use css::{CssModel, Prediction};
 use deepsdf::ShapePrior;
-use deepsdf::surface::{Surface, SurfaceConfig, extract_surface};
+use deepsdf::surface::{SurfaceConfig, extract_surface};
 use detection::Detection;
 use geom::Camera;
 use geom::{Box3d, Intrinsics};
@@ -19,7 +19,7 @@ use optim::{Fit, GroundPlane, ObjectState, Observation, Optimiser, View};
 use pose::frustum::{Frustum, extract_frustum};
 use pose::ground::Plane;
 use pose::ransac::{Solver, estimate};
-use render::CropCamera;
+use render::{CropCamera, Surfels};
 use std::time::Instant;
 
 /// One 3D label and what it was made from.
@@ -82,6 +82,11 @@ impl FrameLabels {
 pub trait Labeler: Send + Sync {
     /// Short name for logs and reports.
     fn name(&self) -> &str;
+    /// The shape prior's decoder, for labelers whose labels carry a shape (meshes are decoded
+    /// with it); none by default.
+    fn decoder(&self) -> Option<&deepsdf::Decoder> {
+        None
+    }
     /// Labels `detections` of `frame`, timing its stages in `timer`.
     fn label_frame(
         &self,
@@ -392,18 +397,13 @@ impl SdfLabeler {
         })
     }
 
-    /// The shape prior.
-    pub fn prior(&self) -> &ShapePrior {
-        &self.prior
-    }
-
     /// The first pose: NOCS ↔ LIDAR RANSAC, or the geometric box.
     fn initialise(
         &self,
         scene: &Scene,
         frustum: &Frustum,
         prediction: &Prediction,
-        surface: &Surface,
+        surface: &Surfels,
         seed: u64,
     ) -> Result<(ObjectState, &'static str)> {
         let cfg = &self.config.init;
@@ -417,7 +417,11 @@ impl SdfLabeler {
             &rect_plane(&scene.ground_rect),
             &cfg.box_fit,
         )?;
-        let lowest = surface.points.iter().map(|p| p[1]).fold(f32::INFINITY, f32::min);
+        let lowest = surface
+            .positions
+            .iter()
+            .map(|p| p[1])
+            .fold(f32::INFINITY, f32::min);
         let scale = self.config.optim.scale_prior;
         let up = scene.ground_rect.up_rect.into_inner();
         // The canonical origin sits −lowest units above the ground; the visible points are the
@@ -440,7 +444,7 @@ impl SdfLabeler {
         scene: &Scene,
         frustum: &Frustum,
         prediction: &Prediction,
-        surface: &Surface,
+        surface: &Surfels,
         seed: u64,
     ) -> Option<ObjectState> {
         let cfg = &self.config.init;
@@ -461,13 +465,14 @@ impl SdfLabeler {
             }
         }
         let pairs =
-            pose::correspond::nocs_correspondences(&observed, &surface.nocs, cfg.max_nocs_distance).ok()?;
+            pose::correspond::nocs_correspondences(&observed, &surface.colours, cfg.max_nocs_distance)
+                .ok()?;
         // The yaw solver rotates about the ground normal only, so the model points are first
         // turned into the rect frame at yaw 0 (model up onto the ground normal).
         let base = scene.ground_rect.tilt().matrix() * optim::state::level_rotation(0.0);
         let src: Vec<Point3<f64>> = pairs
             .iter()
-            .map(|&(_, m)| Point3::from(base * Vector3::from(surface.points[m].map(f64::from))))
+            .map(|&(_, m)| Point3::from(base * Vector3::from(surface.positions[m].map(f64::from))))
             .collect();
         let dst: Vec<Point3<f64>> = pairs.iter().map(|&(o, _)| observed_rect[o]).collect();
         let ransac = pose::ransac::RansacConfig {
@@ -570,16 +575,12 @@ impl SdfLabeler {
     ) -> Result<LabelledObject> {
         let start = Instant::now();
         let seed = self.config.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let surface = timer.time("init", || {
-            extract_surface(
-                &self.prior.decoder,
-                &prediction.latent,
-                &self.config.optim.surface,
-                false,
-            )
-        })?;
+        let optimiser = Optimiser::new(&self.prior.decoder, &self.mean_latent, &self.config.optim);
+        // Decoded once, with Jacobians: the initialisation matches NOCS against it and the
+        // optimisation starts from it.
+        let shape = timer.time("init", || optimiser.decode(&prediction.latent, true))?;
         let (init, method) = timer.time("init", || {
-            self.initialise(scene, frustum, prediction, &surface, seed)
+            self.initialise(scene, frustum, prediction, &shape.surfels, seed)
         })?;
         let observation = Observation {
             lidar_rect: frustum.points_rect.iter().map(|p| p.coords).collect(),
@@ -587,26 +588,21 @@ impl SdfLabeler {
             ground: scene.ground_rect,
             view: Some(self.view_of(frame, prediction)),
         };
-        let optimiser = Optimiser::new(
-            &self.prior.decoder,
-            self.mean_latent.clone(),
-            self.config.optim.clone(),
-        );
+        // NOCS correspondences tell front from back (LIDAR hardly does: cars are nearly
+        // symmetric), so only the given turns of the RANSAC yaw are tried; the box
+        // initialisation tries evenly spaced yaws.
+        let offsets: Vec<f64> = if method == "sdf" {
+            self.config
+                .init
+                .ransac_yaw_offsets_deg
+                .iter()
+                .map(|d| d.to_radians())
+                .collect()
+        } else {
+            self.config.optim.yaw_start_offsets()
+        };
         let fit = timer.time("optim", || {
-            if method == "sdf" {
-                // NOCS correspondences tell front from back (LIDAR hardly does: cars are nearly
-                // symmetric), so only the given turns of the RANSAC yaw are tried.
-                let offsets: Vec<f64> = self
-                    .config
-                    .init
-                    .ransac_yaw_offsets_deg
-                    .iter()
-                    .map(|d| d.to_radians())
-                    .collect();
-                optimiser.fit_from(&observation, &init, &offsets)
-            } else {
-                optimiser.fit(&observation, &init)
-            }
+            optimiser.fit_decoded(&observation, &init, &offsets, shape)
         })?;
         let ShapeBox {
             box3d,
@@ -654,6 +650,10 @@ impl SdfLabeler {
 impl Labeler for SdfLabeler {
     fn name(&self) -> &str {
         "sdf"
+    }
+
+    fn decoder(&self) -> Option<&deepsdf::Decoder> {
+        Some(&self.prior.decoder)
     }
 
     fn label_frame(

@@ -137,15 +137,15 @@ fn write_meshes(
     let ground = labels.ground;
     for (k, obj) in labels.objects.iter().enumerate() {
         let Some(state) = &obj.state else { continue };
-        let mesh = deepsdf::surface::decode_mesh(decoder, &state.latent, config.output.mesh_resolution)?;
-        let mut text = format!("# autolabel: frame {id}, object {k}, rect frame (m)\n");
-        for v in &mesh.vertices {
+        let mut mesh = deepsdf::surface::decode_mesh(decoder, &state.latent, config.output.mesh_resolution)?;
+        for v in &mut mesh.vertices {
             let p = state.to_rect(&ground, &[v.x, v.y, v.z]);
-            text.push_str(&format!("v {:.4} {:.4} {:.4}\n", p.x, p.y, p.z));
+            *v = nalgebra::Point3::new(p.x as f32, p.y as f32, p.z as f32);
         }
-        for t in &mesh.triangles {
-            text.push_str(&format!("f {} {} {}\n", t[0] + 1, t[1] + 1, t[2] + 1));
-        }
+        let text = sim::obj::to_obj_string_with(
+            &mesh,
+            &format!("autolabel: frame {id}, object {k}, rect frame, m"),
+        );
         let path = dir.join(format!("{id}_{k:02}.obj"));
         kitti::io::write_atomic(&path, text.as_bytes())?;
     }
@@ -166,7 +166,6 @@ pub fn run(
     ids: &[String],
     detector: &dyn Detector,
     labeler: &dyn Labeler,
-    decoder: Option<&Decoder>,
     config: &AutolabelConfig,
     options: &RunOptions,
     progress: &(dyn Fn() + Sync),
@@ -193,7 +192,7 @@ pub fn run(
         }
         let mut timer = StageTimer::default();
         let result = label_one(
-            dataset, split, id, detector, labeler, decoder, config, options, &mut timer, sink,
+            dataset, split, id, detector, labeler, config, options, &mut timer, sink,
         );
         let mut s = lock();
         match result {
@@ -247,7 +246,6 @@ fn label_one(
     id: &str,
     detector: &dyn Detector,
     labeler: &dyn Labeler,
-    decoder: Option<&Decoder>,
     config: &AutolabelConfig,
     options: &RunOptions,
     timer: &mut StageTimer,
@@ -267,7 +265,7 @@ fn label_one(
         .collect();
     timer.time("output", || -> Result<()> {
         if config.output.meshes
-            && let Some(decoder) = decoder
+            && let Some(decoder) = labeler.decoder()
         {
             write_meshes(&options.out, id, &labels, decoder, config)?;
         }

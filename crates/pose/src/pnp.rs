@@ -176,10 +176,8 @@ pub fn pnp(
     let normalised: Vec<[f64; 2]> = pixels
         .iter()
         .map(|p| {
-            [
-                (p[0] - intrinsics.cx) / intrinsics.fx,
-                (p[1] - intrinsics.cy) / intrinsics.fy,
-            ]
+            let r = intrinsics.ray(p[0], p[1]);
+            [r.x, r.y]
         })
         .collect();
     let fit = |idx: &[usize]| {
@@ -228,11 +226,7 @@ pub fn pose_from_depth(
         .iter()
         .zip(pixels.iter().zip(depths_m))
         .filter(|(_, (p, d))| d.is_finite() && **d > 0.0 && p.iter().all(|v| v.is_finite()))
-        .map(|(m, (p, d))| {
-            let x = (p[0] - intrinsics.cx) / intrinsics.fx * d;
-            let y = (p[1] - intrinsics.cy) / intrinsics.fy * d;
-            (*m, Point3::new(x, y, *d))
-        })
+        .map(|(m, (p, d))| (*m, Point3::from(intrinsics.ray(p[0], p[1]) * *d)))
         .unzip();
     crate::ransac::estimate(&src, &dst, solver, config)
 }

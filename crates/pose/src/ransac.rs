@@ -108,9 +108,10 @@ pub fn ransac<M>(
             best = Some((model, inliers));
         }
     }
+    let best_count = best.as_ref().map_or(0, |(_, i)| i.len());
     let Some((model, inliers)) = best.filter(|(_, i)| i.len() >= config.min_inliers) else {
         return Err(PoseError::NoConsensus {
-            inliers: 0,
+            inliers: best_count,
             needed: config.min_inliers,
         });
     };

@@ -403,12 +403,7 @@ fn push_false_positive(
 
 /// The reported class of a label type; `None` for types the detector does not look for.
 fn target_kind(kind: &ObjectType) -> Option<ObjectType> {
-    match kind {
-        ObjectType::Car | ObjectType::Van | ObjectType::Pedestrian | ObjectType::Cyclist => {
-            Some(kind.clone())
-        }
-        _ => None,
-    }
+    detection::is_detected_type(kind).then(|| kind.clone())
 }
 
 /// Moves each edge of `b` by Gaussian noise (σ `sigma_x` for left/right, `sigma_y` for top/bottom),

@@ -11,10 +11,19 @@ use nalgebra::Point3;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// The OBJ text of `mesh` (`{}` formatting of `f32` round-trips exactly).
+/// The OBJ text of `mesh` (`{}` formatting of `f32` round-trips exactly), headed by the comment
+/// of a simulator mesh (metres, +y up, +z forward, origin at the bottom centre).
 pub fn to_obj_string(mesh: &TriMesh) -> String {
+    to_obj_string_with(
+        mesh,
+        "autolabel sim mesh: metres, +y up, +z forward, origin at the bottom centre",
+    )
+}
+
+/// The OBJ text of `mesh` headed by the comment line `header` (what frame and units it is in).
+pub fn to_obj_string_with(mesh: &TriMesh, header: &str) -> String {
     let mut s = String::with_capacity(mesh.vertices.len() * 32 + mesh.triangles.len() * 24);
-    s.push_str("# autolabel sim mesh: metres, +y up, +z forward, origin at the bottom centre\n");
+    let _ = writeln!(s, "# {header}");
     for v in &mesh.vertices {
         let _ = writeln!(s, "v {} {} {}", v.x, v.y, v.z);
     }

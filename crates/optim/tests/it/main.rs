@@ -242,7 +242,8 @@ fn the_fit_recovers_a_perturbed_pose_and_decodes_only_on_code_steps() {
     start.scale *= 1.04;
     start.latent = prior().mean_latent();
     let config = OptimConfig::default();
-    let opt = Optimiser::new(&prior().decoder, prior().mean_latent(), config.clone());
+    let mean = prior().mean_latent();
+    let opt = Optimiser::new(&prior().decoder, &mean, &config);
     let fit = opt.fit(&sc.observation, &start).unwrap();
     let err_t = (fit.state.translation_rect_m - sc.truth.translation_rect_m).norm();
     let err_yaw = (fit.state.yaw_rad - sc.truth.yaw_rad).sin().abs().to_degrees();
@@ -271,7 +272,8 @@ fn a_half_turn_start_is_escaped_by_the_yaw_candidates() {
     let sc = scene(truth.clone(), false, 3);
     let mut start = truth.clone();
     start.yaw_rad += std::f64::consts::PI;
-    let opt = Optimiser::new(&prior().decoder, prior().mean_latent(), OptimConfig::default());
+    let (mean, config) = (prior().mean_latent(), OptimConfig::default());
+    let opt = Optimiser::new(&prior().decoder, &mean, &config);
     let fit = opt.fit(&sc.observation, &start).unwrap();
     let err = (fit.state.yaw_rad - truth.yaw_rad).sin().abs().to_degrees()
         + (1.0 - (fit.state.yaw_rad - truth.yaw_rad).cos()) * 90.0;
@@ -286,14 +288,12 @@ fn fit_many_reports_each_object_on_its_own() {
     bad.lidar_rect[0].x = f64::NAN;
     let mut empty = good.observation.clone();
     empty.lidar_rect.clear();
-    let opt = Optimiser::new(
-        &prior().decoder,
-        prior().mean_latent(),
-        OptimConfig {
-            iterations: 10,
-            ..OptimConfig::default()
-        },
-    );
+    let mean = prior().mean_latent();
+    let config = OptimConfig {
+        iterations: 10,
+        ..OptimConfig::default()
+    };
+    let opt = Optimiser::new(&prior().decoder, &mean, &config);
     let results = opt.fit_many(&[
         (good.observation.clone(), truth.clone()),
         (bad, truth.clone()),

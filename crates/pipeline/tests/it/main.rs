@@ -68,7 +68,6 @@ fn label(
         ids,
         &detector,
         labeler,
-        None,
         config,
         &RunOptions {
             out: out.to_path_buf(),
@@ -99,11 +98,33 @@ fn car_ap(out: &Path, ids: &[String], metric: Metric, set: OverlapSet) -> f64 {
 #[test]
 fn the_sdf_labeler_beats_the_baseline_without_reading_ground_truth() {
     let (_, ids) = dataset();
-    let config = AutolabelConfig::default();
+    let mut config = AutolabelConfig::default();
+    config.output.meshes = true;
     let out = tempfile::tempdir().unwrap();
     let summary = label(&sdf_labeler(&config), &config, out.path(), ids, None);
     assert_eq!(summary.frames_labelled, FRAMES);
     assert!(summary.objects >= 10, "{summary:?}");
+    // A mesh per label, in the rect frame: inside its label's box grown by 20 cm.
+    let labels = kitti::label::read_labels(&label_path(out.path(), &ids[0])).unwrap();
+    for (k, label) in labels.iter().enumerate() {
+        let text = std::fs::read_to_string(out.path().join(format!("meshes/{}_{k:02}.obj", ids[0]))).unwrap();
+        let b = &label.box3d;
+        let c = b.center_rect();
+        let reach = (b.size.length_m.hypot(b.size.width_m) + b.size.height_m) / 2.0 + 0.2;
+        let vertices: Vec<[f64; 3]> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("v "))
+            .map(|l| {
+                let v: Vec<f64> = l.split_whitespace().map(|x| x.parse().unwrap()).collect();
+                [v[0], v[1], v[2]]
+            })
+            .collect();
+        assert!(vertices.len() > 100);
+        for v in vertices {
+            let d = ((v[0] - c.x).powi(2) + (v[1] - c.y).powi(2) + (v[2] - c.z).powi(2)).sqrt();
+            assert!(d < reach, "vertex {v:?} is {d:.2} m from its box centre");
+        }
+    }
     // The detector misses cars (small, occluded ones most), so AP is measured against what the
     // same labels reach in 2D (their boxes are the detections'): the 3D boxes must keep most of it.
     let bbox = car_ap(out.path(), ids, Metric::Bbox, OverlapSet::Strict);
@@ -177,7 +198,6 @@ fn shards_split_the_frames_and_a_broken_frame_is_reported() {
             ids,
             &detector,
             &labeler,
-            None,
             &config,
             &RunOptions {
                 out: out.path().to_path_buf(),

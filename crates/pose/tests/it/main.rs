@@ -373,7 +373,7 @@ fn pnp_with_depth_recovers_a_similarity_from_back_projected_pixels() {
         );
         let c = truth_r * x.coords * scale + truth_t;
         let p = k.project(&Point3::from(c)).unwrap();
-        // 2 % depth noise, every fourth depth an outlier, one pixel without depth.
+        // 0.2 % depth noise, every fourth depth an outlier, one pixel without depth.
         let d = if i % 4 == 0 {
             c.z + rng.random_range(-5.0..5.0)
         } else {
