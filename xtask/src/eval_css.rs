@@ -6,7 +6,7 @@ use anyhow::Context;
 use css::CssModel;
 use css::data::{AugmentConfig, augment, generate_crops};
 use deepsdf::ShapePrior;
-use deepsdf::chamfer::mesh_chamfer_m;
+use deepsdf::chamfer::MeshSide;
 use deepsdf::samples::Normalisation;
 use deepsdf::surface::decode_mesh;
 use rand::{SeedableRng, rngs::StdRng};
@@ -146,15 +146,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .shape(crops[k].shape_index)
                 .context("missing library shape")?;
             let norm = Normalisation::for_mesh(&truth, mpu)?;
-            let baseline = mesh_chamfer_m(&norm.mesh_to_model_m(&typical_mesh), &truth, 2000, k as u64)?;
+            // The true shape's side is built once for both comparisons.
+            let truth_side = MeshSide::new(&truth, 2000, k as u64)?;
+            let chamfer = |mesh_unit: &sim::TriMesh| -> anyhow::Result<f64> {
+                Ok(MeshSide::new(&norm.mesh_to_model_m(mesh_unit), 2000, k as u64)?.chamfer_to(&truth_side))
+            };
+            let baseline = chamfer(&typical_mesh)?;
             let decoded = decode_mesh(&prior.decoder, &latents[k * l..(k + 1) * l], 32)?;
             if decoded.triangles.is_empty() {
                 return Ok((f64::NAN, baseline));
             }
-            Ok((
-                mesh_chamfer_m(&norm.mesh_to_model_m(&decoded), &truth, 2000, k as u64)?,
-                baseline,
-            ))
+            Ok((chamfer(&decoded)?, baseline))
         })
         .collect::<anyhow::Result<_>>()?;
     let chamfers: Vec<f64> = pairs.iter().map(|p| p.0).collect();

@@ -58,7 +58,6 @@ const OBSERVATIONS: usize = 2000;
 /// Surface samples per mesh for the Chamfer distance.
 const CHAMFER_SAMPLES: usize = 20_000;
 
-/// A decoded mesh in the model frame, metres.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let weights = args
         .weights

@@ -245,7 +245,7 @@ pub fn crops_of_frame(
                 let mut nocs = [0u16; 3];
                 if mine {
                     let z = f64::from(geo.depth_m[g]);
-                    let p_cam = Vector3::new((x as f64 - k.cx) / k.fx * z, (y as f64 - k.cy) / k.fy * z, z);
+                    let p_cam = k.ray(x as f64, y as f64) * z;
                     let p_rect = Point3::from(p_cam - cam_from_rect);
                     let p_model = model_from_rect.transform_point(&p_rect);
                     let unit = norm.to_unit([p_model.x as f32, p_model.y as f32, p_model.z as f32]);

@@ -32,14 +32,33 @@ pub fn chamfer_distance(a: &[[f32; 3]], b: &[[f32; 3]]) -> Result<f64> {
 ///
 /// Errors: those of [`surface_samples`](crate::samples::surface_samples); [`DeepSdfError::Empty`] for `n == 0`.
 pub fn mesh_chamfer_m(a: &TriMesh, b: &TriMesh, n: usize, seed: u64) -> Result<f64> {
-    let (sdf_a, sdf_b) = (MeshSdf::new(a)?, MeshSdf::new(b)?);
-    let (pa, _) = surface_samples_with(a, &sdf_a, n, seed)?;
-    let (pb, _) = surface_samples_with(b, &sdf_b, n, seed)?;
-    let mean_to = |points: &[[f32; 3]], sdf: &MeshSdf| {
-        let d: Vec<f64> = points.par_iter().map(|&p| sdf.distance(p) as f64).collect();
-        d.iter().sum::<f64>() / d.len().max(1) as f64
-    };
-    Ok(0.5 * (mean_to(&pa, &sdf_b) + mean_to(&pb, &sdf_a)))
+    Ok(MeshSide::new(a, n, seed)?.chamfer_to(&MeshSide::new(b, n, seed)?))
+}
+
+/// One mesh's half of [`mesh_chamfer_m`]: its exact distance structure and its `n` surface
+/// samples, built once to compare the mesh with many others (an evaluation comparing several
+/// reconstructions with one true shape).
+pub struct MeshSide {
+    sdf: MeshSdf,
+    samples: Vec<[f32; 3]>,
+}
+
+impl MeshSide {
+    /// Prepares `mesh` with `n` samples drawn with `seed`.
+    pub fn new(mesh: &TriMesh, n: usize, seed: u64) -> Result<Self> {
+        let sdf = MeshSdf::new(mesh)?;
+        let (samples, _) = surface_samples_with(mesh, &sdf, n, seed)?;
+        Ok(MeshSide { sdf, samples })
+    }
+
+    /// The Chamfer distance between the two meshes ([`mesh_chamfer_m`]'s definition).
+    pub fn chamfer_to(&self, other: &MeshSide) -> f64 {
+        let mean_to = |points: &[[f32; 3]], sdf: &MeshSdf| {
+            let d: Vec<f64> = points.par_iter().map(|&p| sdf.distance(p) as f64).collect();
+            d.iter().sum::<f64>() / d.len().max(1) as f64
+        };
+        0.5 * (mean_to(&self.samples, &other.sdf) + mean_to(&other.samples, &self.sdf))
+    }
 }
 
 /// The mean over `from` of the distance to the nearest point of `to`.

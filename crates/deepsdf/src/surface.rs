@@ -5,7 +5,7 @@
 //! 2. Split every kept cell into 2³ children and repeat, `levels` times — only cells near the
 //!    surface are ever evaluated, never a dense fine grid.
 //! 3. Project the centres x of the finest kept cells onto the surface, p = x − f(x)·n(x) with
-//!    n = ∇ₓf/|∇ₓf| (analytic input gradients by autograd), and keep the points whose |f(p)| is below
+//!    n = ∇ₓf/|∇ₓf| (analytic input gradients, by the hand-written backward pass of [`crate::fast`]), and keep the points whose |f(p)| is below
 //!    `max_residual_units`.
 //!
 //! Returns points, unit normals and NOCS ((p + 1)/2) in canonical units, and on request the Jacobian

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 #[serde(default)]
 pub struct RenderConfig {
     /// Disc radius in model units (metres = this × the pose's scale), as in SDFLabel. Enough for
-    /// surfaces sampled every ~0.05 units (the default surface extraction); the cost grows with
-    /// its square.
+    /// the default surface extraction (points from cells 0.0625 units wide, about 0.05 apart on
+    /// the surface); the cost grows with its square.
     pub radius_units: f32,
     /// Coverage sharpness κ: a disc covers a pixel with α = σ(κ·(1 − ρ/r)), ρ the distance of the
     /// ray's hit on the disc plane from the disc centre and r the radius. α = ½ on the rim; the
