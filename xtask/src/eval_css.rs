@@ -86,7 +86,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     let inputs: Vec<f32> = samples.iter().flat_map(|x| x.input.iter().copied()).collect();
     let started = std::time::Instant::now();
-    let (nocs, mask, latents) = model.run(&inputs, samples.len())?;
+    let boxes: Vec<_> = samples.iter().map(|x| x.box_features).collect();
+    let (nocs, mask, latents) = model.run(&inputs, &boxes, samples.len())?;
     let infer_ms = started.elapsed().as_secs_f64() * 1000.0 / samples.len() as f64;
     let l = model.net.config.latent_dim;
     let (mut ious, mut errs) = (Vec::new(), Vec::new());

@@ -29,10 +29,16 @@ fn bench(c: &mut Criterion) {
             }
         })
         .collect();
+    let k = geom::Intrinsics {
+        fx: 721.5,
+        fy: 721.5,
+        cx: 609.6,
+        cy: 172.9,
+    };
     let mut g = c.benchmark_group("css");
     g.sample_size(20);
     g.bench_function("predict_16_crops_128px", |b| {
-        b.iter(|| model.predict(&image, &requests).unwrap())
+        b.iter(|| model.predict(&image, &k, &requests).unwrap())
     });
     g.finish();
 }

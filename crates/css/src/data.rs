@@ -7,6 +7,11 @@
 //! unit) and NOCS = (p + 1)/2; the mask is the car's own pixels; the latent is the prior's code of
 //! that shape (fitted to the shape's surface when the prior did not learn it). Normals (for the
 //! relighting augmentation) come from the camera geometry.
+//!
+//! A crop also keeps its 2D box as camera rays ([`BoxRays`]): a resampled crop has lost where the
+//! box sat in the image and how large it was, which is what tells a car's metric size (a car on
+//! the road at the box's bottom ray has a known distance), so the network reads them beside the
+//! pixels ([`box_features`]).
 
 use crate::error::{CssError, Result};
 use deepsdf::ShapePrior;
@@ -51,6 +56,57 @@ impl Default for CropConfig {
     }
 }
 
+/// A 2D box as normalised camera coordinates, `((u − cx)/fx, (v − cy)/fy)` of its left, top, right
+/// and bottom edges: the tangents of its rays, independent of the image's resolution.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BoxRays {
+    /// Left edge, (u − cx)/fx.
+    pub left: f32,
+    /// Top edge, (v − cy)/fy.
+    pub top: f32,
+    /// Right edge.
+    pub right: f32,
+    /// Bottom edge.
+    pub bottom: f32,
+}
+
+/// Number of [`box_features`].
+pub const BOX_FEATURES: usize = 4;
+
+impl BoxRays {
+    /// The rays of `bbox` (KITTI pixel-centre extents, so the box covers half a pixel more on
+    /// every side) under `k`.
+    pub fn new(bbox: &Box2d, k: &Intrinsics) -> Self {
+        BoxRays {
+            left: ((bbox.left - 0.5 - k.cx) / k.fx) as f32,
+            top: ((bbox.top - 0.5 - k.cy) / k.fy) as f32,
+            right: ((bbox.right + 0.5 - k.cx) / k.fx) as f32,
+            bottom: ((bbox.bottom + 0.5 - k.cy) / k.fy) as f32,
+        }
+    }
+
+    /// The box seen in a mirrored image (a horizontal flip about the principal point).
+    pub fn mirrored(&self) -> Self {
+        BoxRays {
+            left: -self.right,
+            right: -self.left,
+            ..*self
+        }
+    }
+}
+
+/// What the network reads about a box besides its pixels: for a car standing on a road below the
+/// camera, the bottom ray's slope `b` sets the distance (∝ 1/b), so ln(height/b) and ln(width/b)
+/// are its metric height and width in units of the camera's height, up to the road's slope; with
+/// the box centre's horizontal ray (the viewing angle) and ln b itself. Bottom rays at or above the
+/// horizon are clamped to 0.02.
+pub fn box_features(rays: &BoxRays) -> [f32; BOX_FEATURES] {
+    let b = rays.bottom.max(0.02);
+    let h = (rays.bottom - rays.top).max(1e-4);
+    let w = (rays.right - rays.left).max(1e-4);
+    [(h / b).ln(), (w / b).ln(), (rays.left + rays.right) / 2.0, b.ln()]
+}
+
 /// One car crop with its targets.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Crop {
@@ -66,6 +122,8 @@ pub struct Crop {
     pub normal: Vec<[i8; 3]>,
     /// The shape's DeepSDF code (unit length).
     pub latent: Vec<f32>,
+    /// The car's 2D box (its label's) as rays.
+    pub rays: BoxRays,
     /// The shape's index in the library.
     pub shape_index: usize,
     /// Frame index and label line it came from.
@@ -230,6 +288,7 @@ pub fn crops_of_frame(
             mask: Vec::with_capacity(s * s),
             normal: Vec::with_capacity(s * s),
             latent,
+            rays: BoxRays::new(b, &k),
             shape_index: *index,
             source: (frame_index, ann.line),
         };
@@ -334,6 +393,9 @@ pub struct AugmentConfig {
     pub colour_jitter: f32,
     /// Probability of relighting from the normals (ambient, diffuse, specular).
     pub relight_probability: f64,
+    /// Noise on the box edges the network reads ([`box_features`]), as a fraction of the box's
+    /// size (σ): a detector's boxes are not the labels'.
+    pub box_jitter: f64,
 }
 
 impl Default for AugmentConfig {
@@ -344,6 +406,7 @@ impl Default for AugmentConfig {
             flip_probability: 0.5,
             colour_jitter: 0.2,
             relight_probability: 0.5,
+            box_jitter: 0.04,
         }
     }
 }
@@ -357,6 +420,7 @@ impl AugmentConfig {
             flip_probability: 0.0,
             colour_jitter: 0.0,
             relight_probability: 0.0,
+            box_jitter: 0.0,
         }
     }
 }
@@ -373,6 +437,8 @@ pub struct Sample {
     pub mask: Vec<f32>,
     /// The unit code.
     pub latent: Vec<f32>,
+    /// The box the network reads ([`box_features`]).
+    pub box_features: [f32; BOX_FEATURES],
 }
 
 /// Resamples `crop` to `size × size` (targets to `target_size × target_size`, over the same
@@ -429,6 +495,25 @@ pub fn augment(
         rng.random_range(0.0..0.4),
     );
 
+    let rays = {
+        let r = if flip { crop.rays.mirrored() } else { crop.rays };
+        let (w, h) = (r.right - r.left, r.bottom - r.top);
+        let sigma = config.box_jitter as f32;
+        let mut noise = |size: f32| {
+            if sigma > 0.0 {
+                // Uniform with the given standard deviation: √3 σ half-width.
+                rng.random_range(-1.0f32..=1.0) * 3f32.sqrt() * sigma * size
+            } else {
+                0.0
+            }
+        };
+        BoxRays {
+            left: r.left + noise(w),
+            top: r.top + noise(h),
+            right: r.right + noise(w),
+            bottom: r.bottom + noise(h),
+        }
+    };
     let n = size * size;
     let tn = target_size * target_size;
     let mut out = Sample {
@@ -436,6 +521,7 @@ pub fn augment(
         nocs: vec![0.0; 3 * tn],
         mask: vec![0.0; tn],
         latent: crop.latent.clone(),
+        box_features: box_features(&rays),
     };
     let at = |x: i64, y: i64| -> Option<usize> {
         (x >= 0 && y >= 0 && x < crop.size as i64 && y < crop.size as i64)

@@ -1,13 +1,13 @@
 //! Inference: image + 2D boxes (+ optional instance masks) → per crop NOCS, mask probability and
 //! shape latent, in batches.
 
-use crate::data::{crop_to_image, crop_window, sample_rgb};
+use crate::data::{BOX_FEATURES, BoxRays, box_features, crop_to_image, crop_window, sample_rgb};
 use crate::error::{CssError, Result};
 use crate::model::CssNet;
 use crate::weights::{Metadata, load};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
-use geom::Box2d;
+use geom::{Box2d, Intrinsics};
 use image::RgbImage;
 use std::path::Path;
 
@@ -121,16 +121,22 @@ impl CssModel {
         self.net.config.output_size()
     }
 
-    /// Runs the network on planar inputs `[n, 3, S, S]` (flattened), in batches of [`BATCH`]:
-    /// (NOCS `[n, 3, T, T]`, mask probability `[n, T, T]`, latents `[n, L]`), flattened, T the
-    /// output size.
-    pub fn run(&self, inputs: &[f32], n: usize) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    /// Runs the network on planar inputs `[n, 3, S, S]` (flattened) and their boxes' features
+    /// `[n, BOX_FEATURES]` ([`box_features`]), in batches of [`BATCH`]: (NOCS `[n, 3, T, T]`, mask
+    /// probability `[n, T, T]`, latents `[n, L]`), flattened, T the output size.
+    pub fn run(
+        &self,
+        inputs: &[f32],
+        boxes: &[[f32; BOX_FEATURES]],
+        n: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         let s = self.input_size();
         let per = 3 * s * s;
-        if inputs.len() != n * per {
+        if inputs.len() != n * per || boxes.len() != n {
             return Err(CssError::InvalidInput(format!(
-                "{} input values for {n} crops of {s}²",
-                inputs.len()
+                "{} input values and {} boxes for {n} crops of {s}²",
+                inputs.len(),
+                boxes.len()
             )));
         }
         let (mut nocs, mut mask, mut latent) = (Vec::new(), Vec::new(), Vec::new());
@@ -141,7 +147,9 @@ impl CssModel {
                 (b, 3, s, s),
                 &Device::Cpu,
             )?;
-            let out = self.net.forward(&x)?;
+            let features: Vec<f32> = boxes[start..start + b].iter().flatten().copied().collect();
+            let features = Tensor::from_vec(features, (b, BOX_FEATURES), &Device::Cpu)?;
+            let out = self.net.forward(&x, Some(&features))?;
             nocs.extend(out.nocs.flatten_all()?.to_vec1::<f32>()?);
             mask.extend(
                 candle_nn::ops::sigmoid(&out.mask_logit)?
@@ -153,11 +161,18 @@ impl CssModel {
         Ok((nocs, mask, latent))
     }
 
-    /// Predicts NOCS, mask and latent for every request on `image`.
-    pub fn predict(&self, image: &RgbImage, requests: &[Request<'_>]) -> Result<Vec<Prediction>> {
+    /// Predicts NOCS, mask and latent for every request on `image`, seen by a camera with
+    /// intrinsics `k`.
+    pub fn predict(
+        &self,
+        image: &RgbImage,
+        k: &Intrinsics,
+        requests: &[Request<'_>],
+    ) -> Result<Vec<Prediction>> {
         let s = self.input_size();
         let mut inputs = Vec::with_capacity(requests.len() * 3 * s * s);
         let mut windows = Vec::with_capacity(requests.len());
+        let mut boxes = Vec::with_capacity(requests.len());
         for r in requests {
             let b = &r.bbox;
             let finite = [b.left, b.top, b.right, b.bottom].iter().all(|v| v.is_finite());
@@ -167,8 +182,9 @@ impl CssModel {
             let (w, x) = self.crop_input(image, b);
             windows.push(w);
             inputs.extend(x);
+            boxes.push(box_features(&BoxRays::new(b, k)));
         }
-        let (nocs, mask, latent) = self.run(&inputs, requests.len())?;
+        let (nocs, mask, latent) = self.run(&inputs, &boxes, requests.len())?;
         let l = self.net.config.latent_dim;
         let t = self.output_size();
         Ok(requests

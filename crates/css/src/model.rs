@@ -10,6 +10,7 @@
 //! normalisation is GroupNorm (no running statistics: the same in training and inference).
 
 use crate::conv::Conv;
+use crate::data::BOX_FEATURES;
 use crate::error::{CssError, Result};
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::{GroupNorm, Linear, VarBuilder, VarMap};
@@ -41,6 +42,11 @@ pub struct ModelConfig {
     pub shared_decoder: bool,
     /// Size of the shape latent (the DeepSDF prior's).
     pub latent_dim: usize,
+    /// Whether the latent head also reads the box's rays ([`crate::data::box_features`]), which
+    /// carry the metric size a resampled crop has lost. Files written before it existed lack it
+    /// (false).
+    #[serde(default)]
+    pub box_input: bool,
 }
 
 impl Default for ModelConfig {
@@ -56,6 +62,7 @@ impl Default for ModelConfig {
             groups: 8,
             shared_decoder: true,
             latent_dim: 8,
+            box_input: true,
         }
     }
 }
@@ -75,6 +82,7 @@ impl ModelConfig {
             groups: 8,
             shared_decoder: false,
             latent_dim: 8,
+            box_input: true,
         }
     }
 
@@ -303,7 +311,11 @@ impl CssNet {
             reduce,
             stages,
             decoders,
-            latent_hidden: candle_nn::linear(w3, w3, vb.pp("latent.hidden"))?,
+            latent_hidden: candle_nn::linear(
+                w3 + if config.box_input { BOX_FEATURES } else { 0 },
+                w3,
+                vb.pp("latent.hidden"),
+            )?,
             latent_out: candle_nn::linear(w3, config.latent_dim, vb.pp("latent.out"))?,
         })
     }
@@ -343,8 +355,10 @@ impl CssNet {
         plan
     }
 
-    /// Runs a batch `[B, 3, S, S]` of crops (RGB in [0, 1]).
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<CssOutput> {
+    /// Runs a batch `[B, 3, S, S]` of crops (RGB in [0, 1]) with their boxes' features `[B,
+    /// BOX_FEATURES]` ([`crate::data::box_features`]; required when the config's `box_input` is
+    /// set, ignored otherwise).
+    pub fn forward(&self, x: &Tensor, boxes: Option<&Tensor>) -> candle_core::Result<CssOutput> {
         let mut produced: Vec<(&'static str, Tensor)> = Vec::new();
         if let Some(skip) = &self.skip {
             produced.push(("skip", skip.forward(x)?));
@@ -380,7 +394,13 @@ impl CssNet {
         };
         let nocs = candle_nn::ops::sigmoid(&maps.narrow(1, 0, 3)?)?;
         let mask_logit = maps.narrow(1, 3, 1)?;
-        let pooled = deepest.mean(D::Minus1)?.mean(D::Minus1)?;
+        let mut pooled = deepest.mean(D::Minus1)?.mean(D::Minus1)?;
+        if self.config.box_input {
+            let boxes = boxes.ok_or_else(|| {
+                candle_core::Error::Msg("this network reads box features: none were given".into())
+            })?;
+            pooled = Tensor::cat(&[&pooled, boxes], 1)?;
+        }
         let z = self
             .latent_out
             .forward(&self.latent_hidden.forward(&pooled)?.relu()?)?;

@@ -3,7 +3,7 @@
 //! and resumable (checkpoints hold the weights, Adam's moments and the step; each step's batch is
 //! drawn from its own seed, so a resumed run continues exactly where it stopped).
 
-use crate::data::{AugmentConfig, Crop, Sample, augment};
+use crate::data::{AugmentConfig, BOX_FEATURES, Crop, Sample, augment};
 use crate::error::{CssError, Result};
 use crate::model::{CssNet, CssOutput, ModelConfig, build, sorted_vars};
 use crate::weights::{FORMAT, Metadata, load_tensors, network_from, save_tensors, variables};
@@ -43,7 +43,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             seed: 0,
-            steps: 4000,
+            steps: 5000,
             batch_size: 16,
             lr: 2e-3,
             nocs_weight: 2.0,
@@ -92,6 +92,8 @@ pub struct Batch {
     pub mask: Tensor,
     /// Latent targets.
     pub latent: Tensor,
+    /// Box features `[B, BOX_FEATURES]`.
+    pub boxes: Tensor,
 }
 
 /// Stacks samples into a batch (inputs `size`², targets `target`²).
@@ -112,6 +114,11 @@ pub fn stack(samples: &[Sample], size: usize, target: usize, device: &Device) ->
         nocs: Tensor::from_vec(cat(&|s| &s.nocs), (b, 3, target, target), device)?,
         mask: Tensor::from_vec(cat(&|s| &s.mask), (b, 1, target, target), device)?,
         latent: Tensor::from_vec(cat(&|s| &s.latent), (b, l), device)?,
+        boxes: Tensor::from_vec(
+            samples.iter().flat_map(|s| s.box_features).collect::<Vec<f32>>(),
+            (b, BOX_FEATURES),
+            device,
+        )?,
     })
 }
 
@@ -292,7 +299,7 @@ pub fn train(
     for step in start..config.steps {
         let samples = step_samples(crops, model, config, step);
         let batch = stack(&samples, size, model.output_size(), &device)?;
-        let out = net.forward(&batch.input)?;
+        let out = net.forward(&batch.input, Some(&batch.boxes))?;
         let (loss, numbers) = losses(&out, &batch, config)?;
         if !numbers.total.is_finite() {
             return Err(CssError::InvalidInput(format!(

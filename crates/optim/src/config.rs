@@ -72,6 +72,18 @@ pub struct OptimConfig {
     /// Starting yaws tried by [`crate::Optimiser::fit`]: the initial yaw plus k·360°/`yaw_starts`,
     /// each probed (`probe_iterations`); the optimisation goes on from the best probe.
     pub yaw_starts: usize,
+    /// A fit that explains fewer than this fraction of its LIDAR points (within `cutoff_m`) is
+    /// started again from its yaw turned by each of `rescue_yaw_offsets_deg`, and the fit that
+    /// explains the most points is kept (0 switches it off). A car fitted a quarter turn off
+    /// leaves half its L-shaped LIDAR unexplained, which the robust loss alone cannot see.
+    pub rescue_below_inlier_fraction: f64,
+    /// The turns tried by the rescue, degrees.
+    pub rescue_yaw_offsets_deg: Vec<f64>,
+    /// The rescue keeps the fit with the highest explained fraction + this × silhouette IoU −
+    /// `rescue_nocs_weight` × NOCS error.
+    pub rescue_silhouette_weight: f64,
+    /// See `rescue_silhouette_weight`.
+    pub rescue_nocs_weight: f64,
     /// LIDAR residuals beyond this are outliers (constant loss) at the end, m.
     pub cutoff_m: f64,
     /// The cut-off at the start, shrinking linearly to `cutoff_m` over the pose-only iterations, m.
@@ -119,6 +131,10 @@ impl Default for OptimConfig {
             tolerance: 1e-3,
             probe_iterations: 10,
             yaw_starts: 4,
+            rescue_below_inlier_fraction: 0.9,
+            rescue_yaw_offsets_deg: vec![90.0, -90.0, 180.0],
+            rescue_silhouette_weight: 1.0,
+            rescue_nocs_weight: 2.0,
             cutoff_m: 0.2,
             cutoff_start_m: 1.0,
             huber_m: 0.05,

@@ -147,8 +147,67 @@ impl<'a> Optimiser<'a> {
     /// [`Optimiser::decode`] with Jacobians; `init.latent` on the unit sphere, as the CSS network
     /// predicts it, so that the Jacobians are the normalised code's), for callers that needed the surface before fitting
     /// (the NOCS correspondences of the initialisation).
+    ///
+    /// A fit that explains too few of its LIDAR points (`rescue_below_inlier_fraction`) is run
+    /// again from its own pose turned by each of `rescue_yaw_offsets_deg` (with the starting
+    /// shape), and the most plausible fit wins: the most points explained, weighed against the
+    /// silhouette IoU and the NOCS error (`rescue_silhouette_weight`, `rescue_nocs_weight`).
+    /// `iterations` and `decodes` then count all the runs.
     #[tracing::instrument(level = "debug", skip_all)]
     pub fn fit_decoded(
+        &self,
+        observation: &Observation,
+        init: &ObjectState,
+        yaw_offsets: &[f64],
+        shape: Shape,
+    ) -> Result<Fit> {
+        let cfg = self.config;
+        let rescue = cfg.rescue_below_inlier_fraction > 0.0 && !cfg.rescue_yaw_offsets_deg.is_empty();
+        let start_shape = if rescue { Some(shape.duplicate()?) } else { None };
+        let mut fit = self.fit_once(observation, init, yaw_offsets, shape)?;
+        let Some(start_shape) = start_shape else {
+            return Ok(fit);
+        };
+        if explained(&fit) >= cfg.rescue_below_inlier_fraction {
+            return Ok(fit);
+        }
+        let first = fit.state.clone();
+        let (mut iterations, mut decodes) = (fit.iterations, fit.decodes);
+        for offset_deg in &cfg.rescue_yaw_offsets_deg {
+            let turned = ObjectState {
+                yaw_rad: first.yaw_rad + offset_deg.to_radians(),
+                translation_rect_m: first.translation_rect_m,
+                ..init.clone()
+            };
+            let candidate = self.fit_once(observation, &turned, &[0.0], start_shape.duplicate()?)?;
+            tracing::debug!(
+                offset_deg,
+                inliers = candidate.diagnostics.lidar_inliers,
+                of = candidate.diagnostics.lidar_points,
+                loss = candidate.terms.total,
+                silhouette_iou = ?candidate.diagnostics.silhouette_iou,
+                nocs_error = ?candidate.diagnostics.nocs_error,
+                "rescue candidate"
+            );
+            iterations += candidate.iterations;
+            decodes += candidate.decodes;
+            // Ties go to the first fit.
+            if plausibility(&candidate, cfg) > plausibility(&fit, cfg) {
+                fit = candidate;
+            }
+        }
+        fit.iterations = iterations;
+        fit.decodes = decodes;
+        tracing::debug!(
+            first_yaw = first.yaw_rad,
+            yaw = fit.state.yaw_rad,
+            explained = explained(&fit),
+            "rescued a poorly explained fit"
+        );
+        Ok(fit)
+    }
+
+    fn fit_once(
         &self,
         observation: &Observation,
         init: &ObjectState,
@@ -296,4 +355,24 @@ impl<'a> Optimiser<'a> {
     pub fn fit_many(&self, jobs: &[(Observation, ObjectState)]) -> Vec<Result<Fit>> {
         jobs.par_iter().map(|(obs, init)| self.fit(obs, init)).collect()
     }
+}
+
+/// The fraction of a fit's LIDAR points within the cut-off of its surface (1 without points).
+fn explained(fit: &Fit) -> f64 {
+    let d = &fit.diagnostics;
+    if d.lidar_points == 0 {
+        1.0
+    } else {
+        d.lidar_inliers as f64 / d.lidar_points as f64
+    }
+}
+
+/// How well a fit agrees with all its evidence, for choosing among rescue turns: explained LIDAR
+/// points, plus the silhouette IoU, minus the NOCS error, weighted by the config. LIDAR alone
+/// cannot judge: a quarter-turned car can cover a rear face and roof line as well as the right
+/// one, while its NOCS then disagree with the network's.
+fn plausibility(fit: &Fit, cfg: &OptimConfig) -> f64 {
+    let d = &fit.diagnostics;
+    explained(fit) + cfg.rescue_silhouette_weight * d.silhouette_iou.unwrap_or(0.0)
+        - cfg.rescue_nocs_weight * d.nocs_error.unwrap_or(0.0)
 }

@@ -63,6 +63,18 @@ impl Shape {
         })
     }
 
+    /// A copy (the k-d tree, which kiddo cannot clone, is built again).
+    pub fn duplicate(&self) -> Result<Self> {
+        let tree = ImmutableKdTree::new_from_slice(&self.surfels.positions)
+            .map_err(|e| OptimError::InvalidInput(format!("k-d tree of the surface: {e}")))?;
+        Ok(Shape {
+            surfels: self.surfels.clone(),
+            jacobian: self.jacobian.clone(),
+            tree,
+            lowest: self.lowest,
+        })
+    }
+
     /// Number of surface points.
     pub fn len(&self) -> usize {
         self.surfels.positions.len()

@@ -621,6 +621,10 @@ impl SdfLabeler {
             initial_loss = fit.initial_loss,
             terms = ?fit.terms,
             iterations = fit.iterations,
+            lidar_points = fit.diagnostics.lidar_points,
+            lidar_inliers = fit.diagnostics.lidar_inliers,
+            box_x = box3d.bottom_center_rect.x,
+            box_z = box3d.bottom_center_rect.z,
             "object fitted"
         );
         let (box_iou, box_protrusion) = box_consistency(&box3d, det, frame);
@@ -690,7 +694,8 @@ impl Labeler for SdfLabeler {
                 mask: m.as_ref().map(|m| m as &dyn PixelMask),
             })
             .collect();
-        let predictions = timer.time("css", || self.css.predict(&frame.image, &requests))?;
+        let (k, _) = Intrinsics::from_projection(&frame.calib.image_from_rect(Camera::Cam2));
+        let predictions = timer.time("css", || self.css.predict(&frame.image, &k, &requests))?;
         for ((i, frustum), prediction) in frustums.iter().zip(&predictions) {
             let det = &detections[*i];
             let span = tracing::debug_span!("object", frame = %frame.id, detection = i);

@@ -75,7 +75,8 @@ fn outputs_have_the_documented_shapes() {
     ] {
         let (net, _) = build(&cfg, 3, &dev).unwrap();
         let x = Tensor::rand(0f32, 1f32, (2, 3, cfg.input_size, cfg.input_size), &dev).unwrap();
-        let out = net.forward(&x).unwrap();
+        let boxes = Tensor::rand(-1f32, 1f32, (2, css::data::BOX_FEATURES), &dev).unwrap();
+        let out = net.forward(&x, Some(&boxes)).unwrap();
         let t = cfg.output_size();
         assert_eq!(out.nocs.dims(), &[2, 3, t, t]);
         assert_eq!(out.mask_logit.dims(), &[2, 1, t, t]);
@@ -185,6 +186,38 @@ fn augmentation_keeps_targets_with_their_pixels_and_mirrors_nocs_x() {
 }
 
 #[test]
+fn box_features_carry_metric_size_and_mirror_with_the_crop() {
+    use css::data::{BoxRays, box_features};
+    let k = kitti_intrinsics();
+    // A 1.5 m tall, 4 m long car side-on, its bottom 1.65 m below the camera, at two distances:
+    // the box shrinks with distance, the size features do not.
+    let box_at = |z: f64, x: f64| {
+        let u = |x: f64| k.cx + k.fx * x / z;
+        let v = |y: f64| k.cy + k.fy * y / z;
+        geom::Box2d::new(u(x - 2.0), v(1.65 - 1.5), u(x + 2.0), v(1.65))
+    };
+    let near = box_features(&BoxRays::new(&box_at(10.0, 1.0), &k));
+    let far = box_features(&BoxRays::new(&box_at(30.0, 3.0), &k));
+    for i in 0..3 {
+        assert!(
+            (near[i] - far[i]).abs() < 0.05,
+            "feature {i}: {near:?} vs {far:?}"
+        );
+    }
+    assert!((near[3] - far[3]).abs() > 1.0, "{near:?} vs {far:?}");
+    // Metric height / camera height: ln(1.5 / 1.65), up to the half-pixel rims.
+    assert!((near[0] - (1.5f32 / 1.65).ln()).abs() < 0.02, "{near:?}");
+    // A mirrored box has the opposite viewing angle and the same size.
+    let rays = BoxRays::new(&box_at(10.0, 1.0), &k);
+    let mirrored = box_features(&rays.mirrored());
+    assert!((mirrored[2] + near[2]).abs() < 1e-6);
+    assert_eq!(
+        (mirrored[0], mirrored[1], mirrored[3]),
+        (near[0], near[1], near[3])
+    );
+}
+
+#[test]
 fn a_tiny_net_overfits_eight_crops_and_round_trips_through_a_file() {
     let crops = crops(8);
     let model = tiny();
@@ -216,8 +249,9 @@ fn a_tiny_net_overfits_eight_crops_and_round_trips_through_a_file() {
     css::weights::save(&path, &trained.varmap, &model, serde_json::json!({"test": true})).unwrap();
     let loaded = css::CssModel::load(&path).unwrap();
     let x = Tensor::rand(0f32, 1f32, (2, 3, 32, 32), &Device::Cpu).unwrap();
-    let a = trained.net.forward(&x).unwrap();
-    let b = loaded.net.forward(&x).unwrap();
+    let boxes = Tensor::rand(-1f32, 1f32, (2, css::data::BOX_FEATURES), &Device::Cpu).unwrap();
+    let a = trained.net.forward(&x, Some(&boxes)).unwrap();
+    let b = loaded.net.forward(&x, Some(&boxes)).unwrap();
     let diff = (a.nocs - b.nocs)
         .unwrap()
         .abs()
@@ -292,7 +326,7 @@ fn inference_on_an_image_returns_one_prediction_per_box() {
             mask: Some(&mask),
         },
     ];
-    let preds = model.predict(&image, &requests).unwrap();
+    let preds = model.predict(&image, &kitti_intrinsics(), &requests).unwrap();
     assert_eq!(preds.len(), 2);
     let t = model.output_size();
     for p in &preds {
@@ -307,7 +341,7 @@ fn inference_on_an_image_returns_one_prediction_per_box() {
         bbox: geom::Box2d::new(10.0, 5.0, 10.0, 40.0),
         mask: None,
     }];
-    assert!(model.predict(&image, &bad).is_err());
+    assert!(model.predict(&image, &kitti_intrinsics(), &bad).is_err());
 }
 
 #[test]
@@ -324,4 +358,13 @@ fn inference_crops_with_the_margin_the_network_was_trained_with() {
         &geom::Box2d::new(10.0, 10.0, 19.0, 14.0),
     );
     assert!((window.width() - 13.0).abs() < 1e-9, "{window:?}");
+}
+
+fn kitti_intrinsics() -> geom::Intrinsics {
+    geom::Intrinsics {
+        fx: 721.5,
+        fy: 721.5,
+        cx: 609.6,
+        cy: 172.9,
+    }
 }
