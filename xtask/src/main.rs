@@ -3,6 +3,7 @@
 
 mod autolabel;
 mod autolabel_viz;
+mod curriculum;
 mod draw;
 mod eval;
 mod eval_css;
@@ -53,6 +54,9 @@ enum Command {
     TrainCss(train_css::Args),
     /// Evaluates the CSS network on held-out synthetic crops: mask IoU, NOCS error, latent Chamfer.
     EvalCss(eval_css::Args),
+    /// The self-improving loop: autolabel unlabelled target-domain frames, accept verified labels
+    /// easy to hard, fine-tune the CSS network on them, round after round → <out>/rounds.json.
+    Curriculum(curriculum::Args),
 }
 
 /// A progress bar: `{spinner} <label> [elapsed] [bar] pos/len <tail>` (tail in indicatif's template
@@ -95,5 +99,6 @@ fn main() -> anyhow::Result<()> {
         Command::EvalSdf(args) => eval_sdf::run(args),
         Command::TrainCss(args) => train_css::run(args),
         Command::EvalCss(args) => eval_css::run(args),
+        Command::Curriculum(args) => curriculum::run(args),
     }
 }

@@ -258,11 +258,38 @@ pub fn train(
     checkpoint: Option<&Path>,
     progress: &mut dyn FnMut(usize, &Losses) -> bool,
 ) -> Result<Trained> {
+    train_from(crops, model, None, config, checkpoint, progress)
+}
+
+/// [`train`] starting from trained weights (`init`, e.g. [`crate::weights::variables`] of a
+/// loaded network with the architecture `model`) instead of seeded ones: fine-tuning.
+pub fn fine_tune(
+    crops: &[Crop],
+    model: &ModelConfig,
+    init: &BTreeMap<String, Tensor>,
+    config: &TrainConfig,
+    checkpoint: Option<&Path>,
+    progress: &mut dyn FnMut(usize, &Losses) -> bool,
+) -> Result<Trained> {
+    train_from(crops, model, Some(init), config, checkpoint, progress)
+}
+
+fn train_from(
+    crops: &[Crop],
+    model: &ModelConfig,
+    init: Option<&BTreeMap<String, Tensor>>,
+    config: &TrainConfig,
+    checkpoint: Option<&Path>,
+    progress: &mut dyn FnMut(usize, &Losses) -> bool,
+) -> Result<Trained> {
     if crops.is_empty() {
         return Err(CssError::Empty("no training crops".into()));
     }
     let device = Device::Cpu;
-    let (mut net, mut varmap) = build(model, config.seed, &device)?;
+    let (mut net, mut varmap) = match init {
+        Some(tensors) => network_from(model, tensors, &device, Path::new("<initial weights>"))?,
+        None => build(model, config.seed, &device)?,
+    };
     let mut history: Vec<Losses> = Vec::new();
     let mut start = 0;
     let record = serde_json::json!({ "model": model, "train": config });

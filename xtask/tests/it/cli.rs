@@ -660,3 +660,84 @@ fn make_detections_on_real_kitti_frames() {
     let files = std::fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(files, ids.len(), "one .txt per frame, no mask files");
 }
+
+#[test]
+fn curriculum_runs_two_tiny_rounds_and_labels_each_with_the_last_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("cur");
+    let run = || {
+        xtask()
+            .args([
+                "curriculum",
+                "--rounds",
+                "2",
+                "--train-frames",
+                "4",
+                "--val-frames",
+                "2",
+                "--steps",
+                "2",
+                "--synthetic-frames",
+                "2",
+                "--out",
+            ])
+            .arg(&out_dir)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let rounds = read(&out_dir.join("rounds.json"));
+    let rounds = rounds.as_array().unwrap();
+    assert_eq!(rounds.len(), 3);
+    for (k, r) in rounds.iter().enumerate() {
+        let keys: Vec<&String> = r.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "accepted",
+                "accepted_precision",
+                "car_3d_r40_moderate",
+                "car_bev_r40_moderate",
+                "round"
+            ]
+        );
+        assert_eq!(r["round"], k);
+        for key in ["car_bev_r40_moderate", "car_3d_r40_moderate"] {
+            let ap = r[key].as_f64().unwrap();
+            assert!((0.0..=100.0).contains(&ap), "{key} {ap}");
+        }
+    }
+    assert_eq!(rounds[0]["accepted"], 0);
+    assert!(rounds[0]["accepted_precision"].is_null());
+    // Accepted labels are written, and each round labels with the network the last one made.
+    let accepted = read(&out_dir.join("round_1/accepted.json"));
+    assert_eq!(
+        accepted.as_array().unwrap().len() as u64,
+        rounds[1]["accepted"].as_u64().unwrap()
+    );
+    assert!(rounds[1]["accepted"].as_u64().unwrap() > 0, "{rounds:?}");
+    let p = rounds[1]["accepted_precision"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p));
+    let record = |k: usize| read(&out_dir.join(format!("round_{k}/round.json")));
+    let (r0, r1, r2) = (record(0), record(1), record(2));
+    assert_eq!(r1["labelled_with"], r0["weights"]);
+    assert_eq!(r2["labelled_with"], r1["weights"]);
+    assert_eq!(r2["labelled_with_hash"], r1["weights_hash"]);
+    assert_ne!(r1["weights_hash"], r0["weights_hash"]);
+    assert_ne!(r2["weights_hash"], r1["weights_hash"]);
+    assert!(out_dir.join("ap_by_round.png").is_file() && out_dir.join("report.md").is_file());
+    // Finished rounds are not redone.
+    let before = std::fs::read(out_dir.join("round_2/round.json")).unwrap();
+    let again = run();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(std::fs::read(out_dir.join("round_2/round.json")).unwrap(), before);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already done"));
+}

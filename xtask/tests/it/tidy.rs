@@ -92,6 +92,21 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
                 "optim",
             ][..],
         ),
+        (
+            "curriculum",
+            // `sim`: the tests' frames only (a dev-dependency).
+            &[
+                "geom",
+                "kitti",
+                "detection",
+                "sim",
+                "deepsdf",
+                "css",
+                "render",
+                "optim",
+                "pipeline",
+            ][..],
+        ),
         // On top of everything: may use any crate (its list is not checked).
         ("xtask", &[][..]),
     ])
