@@ -196,16 +196,7 @@ fn fine_tune(
         &tensors,
         &train,
         None,
-        &mut |step, l| {
-            bar.set_position(step as u64);
-            if step % 10 == 0 {
-                bar.set_message(format!(
-                    "nocs {:.4} mask {:.4} latent {:.4}",
-                    l.nocs, l.mask, l.latent
-                ));
-            }
-            true
-        },
+        &mut crate::train_css::step_progress(&bar),
     )?;
     bar.finish_and_clear();
     let record = json!({ "fine_tune": record, "train": train, "crops": crops.len() });

@@ -39,6 +39,20 @@ pub fn load_config(path: &Path) -> anyhow::Result<CssConfig> {
     toml::from_str(&text).with_context(|| format!("{}: invalid CSS settings", path.display()))
 }
 
+/// A training callback that moves `bar` and shows the losses every 10 steps.
+pub fn step_progress(bar: &indicatif::ProgressBar) -> impl FnMut(usize, &Losses) -> bool + '_ {
+    move |step, l: &Losses| {
+        bar.set_position(step as u64);
+        if step % 10 == 0 {
+            bar.set_message(format!(
+                "nocs {:.4} mask {:.4} latent {:.4}",
+                l.nocs, l.mask, l.latent
+            ));
+        }
+        true
+    }
+}
+
 /// Moving average over `window` steps.
 fn smooth(values: &[f64], window: usize) -> Vec<(f64, f64)> {
     let mut out = Vec::with_capacity(values.len());
@@ -121,16 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &config.model,
         &config.train,
         Some(&checkpoint),
-        &mut |step, l: &Losses| {
-            steps_bar.set_position(step as u64);
-            if step % 10 == 0 {
-                steps_bar.set_message(format!(
-                    "nocs {:.4} mask {:.4} latent {:.4}",
-                    l.nocs, l.mask, l.latent
-                ));
-            }
-            true
-        },
+        &mut step_progress(&steps_bar),
     )?;
     steps_bar.finish_and_clear();
     let train_s = train_start.elapsed().as_secs_f64();

@@ -152,17 +152,20 @@ fn a_target_crop_renders_the_label_inside_its_detection_and_mask() {
         mask: None,
     };
     let config = TargetConfig::default();
-    let t = target_crop(
-        &frame,
-        &detection,
-        &state,
-        &ground,
-        &prior.decoder,
-        &config,
-        (0, 0),
-    )
-    .unwrap()
-    .unwrap();
+    let render = |detection: &detection::Detection| {
+        target_crop(
+            &frame,
+            detection,
+            &state,
+            &ground,
+            &prior.decoder,
+            &config,
+            (0, 0),
+        )
+        .unwrap()
+        .unwrap()
+    };
+    let t = render(&detection);
     let s = t.crop.size;
     let pixels: Vec<(usize, usize)> = (0..s * s)
         .filter(|&p| t.crop.mask[p])
@@ -214,17 +217,7 @@ fn a_target_crop_renders_the_label_inside_its_detection_and_mask() {
         height: h,
         bits: (0..w * h).map(|i| x0 + i % w < mid).collect(),
     });
-    let half = target_crop(
-        &frame,
-        &detection,
-        &state,
-        &ground,
-        &prior.decoder,
-        &config,
-        (0, 0),
-    )
-    .unwrap()
-    .unwrap();
+    let half = render(&detection);
     assert!(
         (0.25..0.75).contains(&half.visible_fraction),
         "{}",
