@@ -14,6 +14,7 @@ mod plot;
 mod show_frame;
 mod train_css;
 mod train_sdf;
+mod train_texture;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ enum Command {
     TrainCss(train_css::Args),
     /// Evaluates the CSS network on held-out synthetic crops: mask IoU, NOCS error, latent Chamfer.
     EvalCss(eval_css::Args),
+    /// Fits the monocular mode's material atlas on the car library → data/weights/texture.json.
+    TrainTexture(train_texture::Args),
 }
 
 /// A progress bar: `{spinner} <label> [elapsed] [bar] pos/len <tail>` (tail in indicatif's template
@@ -95,5 +98,6 @@ fn main() -> anyhow::Result<()> {
         Command::EvalSdf(args) => eval_sdf::run(args),
         Command::TrainCss(args) => train_css::run(args),
         Command::EvalCss(args) => eval_css::run(args),
+        Command::TrainTexture(args) => train_texture::run(args),
     }
 }

@@ -251,7 +251,13 @@ fn label_one(
     timer: &mut StageTimer,
     sink: &(dyn Fn(&FrameOutcome<'_>) -> std::result::Result<(), String> + Sync),
 ) -> Result<(FrameLabels, f64)> {
-    let frame = timer.time("load", || FrameInput::load(dataset, split, id))?;
+    let frame = timer.time("load", || {
+        if labeler.needs_lidar() {
+            FrameInput::load(dataset, split, id)
+        } else {
+            FrameInput::load_camera(dataset, split, id)
+        }
+    })?;
     let detections = timer.time("detect", || -> Result<Vec<Detection>> {
         let dets = detector.detect(id, frame.image_size())?;
         Ok(config.detections.apply(dets))
