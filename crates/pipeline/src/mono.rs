@@ -39,6 +39,7 @@ pub struct MonoLabeler {
     atlas: MaterialAtlas,
     depth: Box<dyn DepthSource>,
     mean_latent: Vec<f32>,
+    start_latent: Vec<f32>,
     mean_extent_m: [f64; 3],
 }
 
@@ -52,26 +53,53 @@ impl MonoLabeler {
         depth: Box<dyn DepthSource>,
     ) -> Result<Self> {
         let mean_latent = prior.mean_latent();
-        let surface = extract_surface(&prior.decoder, &mean_latent, &config.mono.surface, false)?;
-        if surface.is_empty() {
+        // The dimension target and the starting shape: the mean extent of (up to 50 of) the
+        // prior's training shapes as the extraction sees them, and the training code nearest to
+        // it. (The mean *code* decodes to a blob about 0.8 m shorter than the average car.)
+        let scale = config.optim.scale_prior;
+        let stride = prior.latents.len().div_ceil(50).max(1);
+        let mut extents = Vec::new();
+        for latent in prior.latents.iter().step_by(stride) {
+            let surface = extract_surface(&prior.decoder, latent, &config.mono.surface, false)?;
+            if surface.is_empty() {
+                continue;
+            }
+            let e: [f64; 3] = std::array::from_fn(|axis| {
+                let (lo, hi) = surface
+                    .points
+                    .iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), p| (lo.min(p[axis]), hi.max(p[axis])));
+                f64::from(hi - lo) * scale
+            });
+            extents.push((latent.clone(), e));
+        }
+        if extents.is_empty() {
             return Err(PipelineError::InvalidInput(
-                "the shape prior's mean code decodes to no surface".into(),
+                "the shape prior's training codes decode to no surface".into(),
             ));
         }
-        let scale = config.optim.scale_prior;
-        let mean_extent_m = std::array::from_fn(|axis| {
-            let (lo, hi) = surface
-                .points
-                .iter()
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), p| (lo.min(p[axis]), hi.max(p[axis])));
-            f64::from(hi - lo) * scale
-        });
+        let n = extents.len() as f64;
+        let mean_extent_m: [f64; 3] =
+            std::array::from_fn(|axis| extents.iter().map(|(_, e)| e[axis]).sum::<f64>() / n);
+        let distance = |e: &[f64; 3]| (0..3).map(|a| (e[a] - mean_extent_m[a]).abs()).sum::<f64>();
+        let start_latent = extents
+            .iter()
+            .min_by(|a, b| distance(&a.1).total_cmp(&distance(&b.1)))
+            .map(|(z, _)| z.clone())
+            .unwrap_or_else(|| mean_latent.clone());
+        tracing::info!(
+            "monocular mode: mean car {:.2} m wide, {:.2} m high, {:.2} m long (the dimension term's target)",
+            mean_extent_m[0],
+            mean_extent_m[1],
+            mean_extent_m[2]
+        );
         Ok(MonoLabeler {
             config,
             prior,
             atlas,
             depth,
             mean_latent,
+            start_latent,
             mean_extent_m,
         })
     }
@@ -99,7 +127,8 @@ impl MonoLabeler {
             self.mean_extent_m,
             cfg,
         );
-        let init = optimiser.initial_state(&view, self.config.optim.scale_prior, 0.0, FALLBACK_DEPTH_M);
+        let mut init = optimiser.initial_state(&view, self.config.optim.scale_prior, 0.0, FALLBACK_DEPTH_M);
+        init.latent.clone_from(&self.start_latent);
         let seed = self.config.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let fit = timer.time("optim", || optimiser.fit(&view, &init, seed))?;
         let ground = GroundPlane::level(CAMERA_HEIGHT_M);
