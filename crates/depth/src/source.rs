@@ -119,7 +119,7 @@ pub enum DepthKind {
 }
 
 /// Where a run's depth comes from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DepthConfig {
     /// The kind.
@@ -129,6 +129,13 @@ pub struct DepthConfig {
     pub folder: PathBuf,
     /// Allow a ground-truth folder ([`GROUND_TRUTH_FOLDERS`]): only for an oracle ablation.
     pub allow_ground_truth: bool,
+    /// The camera's height above the road, m: when positive, the user of the map (the monocular
+    /// labeler) rescales each map so that the road plane fitted to it lies this far below the
+    /// camera — a self-supervised network's metric scale is off by several per cent per frame, and
+    /// the rig's camera height is known (KITTI: 1.65 m). 0 keeps the map as it is.
+    pub camera_height_m: f64,
+    /// Road pixels farther than this are not used for that plane, m.
+    pub road_max_depth_m: f64,
 }
 
 impl Default for DepthConfig {
@@ -137,6 +144,8 @@ impl Default for DepthConfig {
             source: DepthKind::Png,
             folder: PathBuf::from("mono_depth_2"),
             allow_ground_truth: false,
+            camera_height_m: 1.65,
+            road_max_depth_m: 30.0,
         }
     }
 }

@@ -27,6 +27,8 @@ use optim::mono::{MonoOptimiser, MonoView};
 use render::CropCamera;
 use std::time::Instant;
 
+
+
 /// Camera height over the level road the labels stand on, m (KITTI's).
 const CAMERA_HEIGHT_M: f64 = 1.65;
 /// Depth assumed for an object whose mask has no depth value, m.
@@ -107,6 +109,53 @@ impl MonoLabeler {
     /// The mean car's extent along canonical x (width), y (height), z (length), m.
     pub fn mean_extent_m(&self) -> [f64; 3] {
         self.mean_extent_m
+    }
+
+    /// Rescales `map` so that the road plane fitted to it (pixels below the horizon, outside every
+    /// detection box, nearer than `depth.road_max_depth_m`) lies `depth.camera_height_m` below the
+    /// camera. Leaves the map as it is (with a warning) when no plane is found or the factor is
+    /// implausible (outside 0.7–1.4).
+    fn rescale(&self, frame: &FrameInput, detections: &[Detection], map: &mut DepthMap) {
+        let cfg = &self.config.depth;
+        let (k, _) = Intrinsics::from_projection(&frame.calib.image_from_rect(Camera::Cam2));
+        let (w, h) = frame.image_size();
+        let mut points = Vec::new();
+        let first_row = (k.cy.max(0.0) as u32 + 5).min(h);
+        for v in (first_row..h).step_by(3) {
+            for u in (0..w).step_by(3) {
+                let (uf, vf) = (f64::from(u), f64::from(v));
+                if detections.iter().any(|d| {
+                    uf >= d.bbox.left && uf <= d.bbox.right && vf >= d.bbox.top && vf <= d.bbox.bottom
+                }) {
+                    continue;
+                }
+                let Some(d) = map.get(u, v) else { continue };
+                let d = f64::from(d);
+                if d < cfg.road_max_depth_m {
+                    points.push(Point3::from(k.ray(uf, vf) * d));
+                }
+            }
+        }
+        let fit = pose::ground::GroundConfig {
+            up_hint: -Vector3::y(),
+            threshold_m: 0.15,
+            seed: self.config.seed,
+            ..self.config.ground.fit.clone()
+        };
+        let plane = match pose::ground::fit_ground_plane(&points, &fit) {
+            Ok((plane, inliers)) if inliers.len() >= 50 => plane,
+            Ok(_) | Err(_) => {
+                tracing::warn!(frame = %frame.id, "no road plane in the depth map; depth left unscaled");
+                return;
+            }
+        };
+        let factor = cfg.camera_height_m / plane.offset.abs().max(1e-6);
+        if !(0.7..=1.4).contains(&factor) {
+            tracing::warn!(frame = %frame.id, factor, "implausible depth scale; depth left unscaled");
+            return;
+        }
+        tracing::debug!(frame = %frame.id, factor, "depth rescaled to the camera height");
+        map.depth_m.iter_mut().for_each(|d| *d *= factor as f32);
     }
 
     fn label_object(
@@ -302,9 +351,12 @@ impl Labeler for MonoLabeler {
         if detections.is_empty() {
             return Ok(out);
         }
-        let depth_map = timer.time("depth", || {
+        let mut depth_map = timer.time("depth", || {
             self.depth.depth(&frame.id, &frame.calib, frame.image_size())
         })?;
+        if self.config.depth.camera_height_m > 0.0 {
+            timer.time("depth_scale", || self.rescale(frame, detections, &mut depth_map));
+        }
         for (i, det) in detections.iter().enumerate() {
             let span = tracing::debug_span!("object", frame = %frame.id, detection = i);
             let _enter = span.enter();

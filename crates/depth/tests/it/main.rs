@@ -82,7 +82,7 @@ fn lidar_points_project_to_their_pixels_nearest_first() {
     let config = DepthConfig {
         source: DepthKind::Lidar,
         folder: "velodyne".into(),
-        allow_ground_truth: false,
+        ..DepthConfig::default()
     };
     let source = open(dir.path(), &config).unwrap();
     let map = source.depth("000000", &calib, (1242, 375)).unwrap();
