@@ -18,6 +18,8 @@
 //!   gradient flows through the rendered depth only, never into the depth map.
 //! - `Ldim`: `Σ |s·extent − mean extent|` over the three axes, metres; the extent's gradient flows
 //!   to the extreme surface points (and so to the code).
+//! - `Lg` ground contact (ours, off by default): `(h/σ)²` of the lowest surface point's height
+//!   above the road plane fitted to the depth map.
 //! - the code prior `‖z − z̄‖²`. MonoDR's hypersphere regulariser `L_h` spreads a *batch* of codes
 //!   over the sphere; it belongs to training the prior (`deepsdf::train`'s uniformity term). For one
 //!   object it only says "stay on the sphere", which the optimiser enforces by projection.
@@ -54,6 +56,9 @@ pub struct MonoWeights {
     pub dims: f64,
     /// The code prior (keeps the code near the mean on the sphere).
     pub latent: f64,
+    /// Ground contact (ours, not MonoDR's): `(h/σ)²`, h the height of the shape's lowest point
+    /// above the road plane fitted to the depth map, when the view has one.
+    pub ground: f64,
 }
 
 impl Default for MonoWeights {
@@ -65,6 +70,7 @@ impl Default for MonoWeights {
             depth: 0.2,
             dims: 0.1,
             latent: 0.01,
+            ground: 0.0,
         }
     }
 }
@@ -95,6 +101,8 @@ pub struct MonoConfig {
     pub escape_every: usize,
     /// The escape's small turn, degrees.
     pub escape_step_deg: f64,
+    /// Ground contact scale σ, m.
+    pub ground_sigma_m: f64,
     /// Crop resolution: pixels along the longer side of the crop window.
     pub crop_px: usize,
     /// The crop window is the detection box grown by this fraction of its size on every side.
@@ -105,6 +113,9 @@ pub struct MonoConfig {
     /// Starting colours of glass, tyres and lamps (sRGB in [0, 1]); the paint starts at the mask's
     /// median colour.
     pub initial_palette: [[f32; 3]; 3],
+    /// A label box whose bottom lies less than this above the road plane of the depth map is
+    /// extended down to the road (the labeler's post-processing), m; 0 never.
+    pub snap_to_road_m: f64,
     /// Renderer settings.
     pub render: RenderConfig,
     /// Surface extraction.
@@ -125,10 +136,12 @@ impl Default for MonoConfig {
             probe_iterations: 6,
             escape_every: 3,
             escape_step_deg: 15.0,
+            ground_sigma_m: 0.1,
             crop_px: 40,
             crop_margin: 0.1,
             depth_behind_fraction: 0.25,
             initial_palette: [[0.08, 0.09, 0.11], [0.05, 0.05, 0.05], [0.7, 0.7, 0.7]],
+            snap_to_road_m: 0.3,
             render: RenderConfig::default(),
             surface: SurfaceConfig::default(),
         }
@@ -154,6 +167,8 @@ pub struct MonoView {
     pub mask: Vec<f32>,
     /// Monocular depth per crop pixel, m (0 = none), row-major.
     pub depth_m: Vec<f32>,
+    /// The road plane (rect frame), when one was fitted to the depth map.
+    pub road: Option<crate::GroundPlane>,
 }
 
 impl MonoView {
@@ -258,6 +273,8 @@ pub struct MonoTerms {
     pub dims: f64,
     /// The code prior.
     pub latent: f64,
+    /// Ground contact.
+    pub ground: f64,
     /// The sum.
     pub total: f64,
 }
@@ -560,6 +577,31 @@ pub fn evaluate(
         terms.dims = w.dims * sum;
     }
 
+    // Ground contact: the lowest surface point (min canonical y; model up is −y of the camera at
+    // every yaw) on the road.
+    if w.ground > 0.0
+        && let Some(road) = &view.road
+        && let Some((lowest, p)) = surfels
+            .positions
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1[1].total_cmp(&b.1[1]))
+    {
+        let p = v3(p);
+        let q_rect = rot * p * s + t - view.cam_from_rect_m;
+        let up = road.up_rect.into_inner();
+        let h = road.height_m(&q_rect);
+        let sigma2 = cfg.ground_sigma_m * cfg.ground_sigma_m;
+        terms.ground = w.ground * h * h / sigma2;
+        if with_gradient {
+            let g = up * (2.0 * w.ground * h / sigma2);
+            raw.translation += g;
+            raw.rotation += g * (p * s).transpose();
+            raw.scale += g.dot(&(rot * p));
+            raw.points[lowest] += rot.transpose() * g * s;
+        }
+    }
+
     // Code prior.
     let dim = state.latent.len();
     let mut latent_direct = vec![0.0; dim];
@@ -572,7 +614,7 @@ pub fn evaluate(
         }
         terms.latent = w.latent * sum;
     }
-    terms.total = terms.pixel + terms.bbox + terms.mask + terms.depth + terms.dims + terms.latent;
+    terms.total = terms.pixel + terms.bbox + terms.mask + terms.depth + terms.dims + terms.latent + terms.ground;
     if !with_gradient {
         return Ok((terms, diag, None));
     }

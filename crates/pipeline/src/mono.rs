@@ -115,7 +115,7 @@ impl MonoLabeler {
     /// detection box, nearer than `depth.road_max_depth_m`) lies `depth.camera_height_m` below the
     /// camera. Leaves the map as it is (with a warning) when no plane is found or the factor is
     /// implausible (outside 0.7–1.4).
-    fn rescale(&self, frame: &FrameInput, detections: &[Detection], map: &mut DepthMap) {
+    fn rescale(&self, frame: &FrameInput, detections: &[Detection], map: &mut DepthMap) -> Option<GroundPlane> {
         let cfg = &self.config.depth;
         let (k, _) = Intrinsics::from_projection(&frame.calib.image_from_rect(Camera::Cam2));
         let (w, h) = frame.image_size();
@@ -146,29 +146,40 @@ impl MonoLabeler {
             Ok((plane, inliers)) if inliers.len() >= 50 => plane,
             Ok(_) | Err(_) => {
                 tracing::warn!(frame = %frame.id, "no road plane in the depth map; depth left unscaled");
-                return;
+                return None;
             }
         };
         let factor = cfg.camera_height_m / plane.offset.abs().max(1e-6);
         if !(0.7..=1.4).contains(&factor) {
             tracing::warn!(frame = %frame.id, factor, "implausible depth scale; depth left unscaled");
-            return;
+            return None;
         }
         tracing::debug!(frame = %frame.id, factor, "depth rescaled to the camera height");
         map.depth_m.iter_mut().for_each(|d| *d *= factor as f32);
+        // The plane in the rect frame after scaling (camera frame = rect + cam_from_rect).
+        let (_, cam_from_rect) = Intrinsics::from_projection(&frame.calib.image_from_rect(Camera::Cam2));
+        let n = plane.normal.into_inner();
+        let up = if n.y < 0.0 { n } else { -n };
+        let offset_cam = plane.offset * factor * if n.y < 0.0 { 1.0 } else { -1.0 };
+        Some(GroundPlane {
+            up_rect: nalgebra::Unit::new_normalize(up),
+            offset_m: offset_cam + up.dot(&cam_from_rect),
+        })
     }
 
     fn label_object(
         &self,
         frame: &FrameInput,
         depth_map: &DepthMap,
+        road: Option<&GroundPlane>,
         det: &Detection,
         index: usize,
         timer: &mut StageTimer,
     ) -> Result<LabelledObject> {
         let start = Instant::now();
         let cfg = &self.config.mono;
-        let view = timer.time("crop", || crop_view(frame, depth_map, det, cfg.crop_px, cfg.crop_margin))?;
+        let mut view = timer.time("crop", || crop_view(frame, depth_map, det, cfg.crop_px, cfg.crop_margin))?;
+        view.road = road.copied();
         let optimiser = MonoOptimiser::new(
             &self.prior.decoder,
             &self.atlas,
@@ -209,6 +220,16 @@ impl MonoLabeler {
             escapes = fit.escapes,
             "object fitted (mono)"
         );
+        // Cars stand on the road: a box whose bottom floats a little above the road plane of the
+        // depth map (the extracted surface misses the thin tyre bottoms) is extended down to it.
+        let mut box3d = box3d;
+        if let Some(plane) = road {
+            let gap_m = plane.height_m(&box3d.bottom_center_rect.coords);
+            if gap_m > 0.0 && gap_m < self.config.mono.snap_to_road_m {
+                box3d.bottom_center_rect.y += gap_m;
+                box3d.size.height_m += gap_m;
+            }
+        }
         let (box_iou, box_protrusion) = box_consistency(&box3d, det, frame);
         let evidence = Evidence {
             detection_score: det.score,
@@ -320,6 +341,7 @@ fn crop_view(frame: &FrameInput, depth_map: &DepthMap, det: &Detection, crop_px:
         rgb,
         mask,
         depth_m,
+        road: None,
     })
 }
 
@@ -354,13 +376,15 @@ impl Labeler for MonoLabeler {
         let mut depth_map = timer.time("depth", || {
             self.depth.depth(&frame.id, &frame.calib, frame.image_size())
         })?;
-        if self.config.depth.camera_height_m > 0.0 {
-            timer.time("depth_scale", || self.rescale(frame, detections, &mut depth_map));
-        }
+        let road = if self.config.depth.camera_height_m > 0.0 {
+            timer.time("depth_scale", || self.rescale(frame, detections, &mut depth_map))
+        } else {
+            None
+        };
         for (i, det) in detections.iter().enumerate() {
             let span = tracing::debug_span!("object", frame = %frame.id, detection = i);
             let _enter = span.enter();
-            match self.label_object(frame, &depth_map, det, i, timer) {
+            match self.label_object(frame, &depth_map, road.as_ref(), det, i, timer) {
                 Ok(obj) => out.objects.push(obj),
                 Err(e) => out.failures.push(ObjectFailure {
                     detection_index: i,

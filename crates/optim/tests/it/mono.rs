@@ -62,6 +62,7 @@ fn view_of(truth: &MonoState, config: &MonoConfig, atlas: &MaterialAtlas) -> Mon
         rgb: vec![[0.0; 3]; 64],
         mask: vec![0.0; 64],
         depth_m: vec![0.0; 64],
+        road: Some(optim::GroundPlane::level(2.0)),
     };
     let centre = Box2d::new(540.0, 160.0, 700.0, 220.0);
     let shape = MonoShape::new(
@@ -140,6 +141,7 @@ fn one_term(pick: &str) -> MonoWeights {
         depth: 0.0,
         dims: 0.0,
         latent: 0.0,
+        ground: 0.0,
     };
     match pick {
         "pixel" => w.pixel = 1.0,
@@ -147,6 +149,7 @@ fn one_term(pick: &str) -> MonoWeights {
         "mask" => w.mask = 1.0,
         "depth" => w.depth = 1.0,
         "dims" => w.dims = 1.0,
+        "ground" => w.ground = 1.0,
         _ => w.latent = 1.0,
     }
     w
@@ -182,7 +185,7 @@ fn mono_gradients_match_finite_differences() {
         .unwrap(),
         &atlas,
     );
-    for term in ["pixel", "bbox", "mask", "depth", "dims", "latent"] {
+    for term in ["pixel", "bbox", "mask", "depth", "dims", "ground", "latent"] {
         let config = MonoConfig {
             weights: one_term(term),
             box_margin: 0.0,
