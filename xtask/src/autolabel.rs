@@ -275,6 +275,7 @@ fn report(
             "objects": summary.object_seconds.len(),
             "total_seconds": summary.total_seconds,
             "median_seconds_per_object": median,
+            "median_seconds_per_frame": summary.median_seconds_per_frame(),
             "stage_seconds": summary.stage_seconds,
         }),
     );
@@ -356,7 +357,11 @@ fn report(
         if !table.is_empty() {
             println!("{table}");
         }
-        println!("median {median:.3} s per object; outputs in {}", out.display());
+        println!(
+            "median {median:.3} s per object, {:.3} s per frame (one worker); outputs in {}",
+            summary.median_seconds_per_frame(),
+            out.display()
+        );
     }
     if !summary.failures.is_empty() {
         tracing::warn!(
