@@ -251,7 +251,10 @@ mod tests {
         // Canonical +y up, +z front, +x left; the car spans about ±0.75 units in z, ±0.3 in x.
         let wheel = a.weights([0.33, -0.18, 0.5]);
         let roof_side = a.weights([0.3, 0.15, 0.0]);
-        assert!(wheel[2] > roof_side[2] && wheel[2] > 0.3, "{wheel:?} {roof_side:?}");
+        assert!(
+            wheel[2] > roof_side[2] && wheel[2] > 0.3,
+            "{wheel:?} {roof_side:?}"
+        );
         assert!(roof_side[1] > wheel[1], "{wheel:?} {roof_side:?}");
     }
 

@@ -26,7 +26,9 @@ pub enum DepthError {
     #[error("{0}: no such depth folder")]
     MissingFolder(PathBuf),
     /// A ground-truth folder named as the depth source without `allow_ground_truth`.
-    #[error("{folder}: this is ground truth; the autolabeler may read it only as an explicit ablation (allow_ground_truth = true)")]
+    #[error(
+        "{folder}: this is ground truth; the autolabeler may read it only as an explicit ablation (allow_ground_truth = true)"
+    )]
     GroundTruth {
         /// The folder.
         folder: String,

@@ -76,7 +76,7 @@ pub fn project_points(points_velo: &[[f32; 3]], calib: &Calib, image_size: (u32,
     for p in points_velo {
         let q = image_from_velo * Vector4::new(f64::from(p[0]), f64::from(p[1]), f64::from(p[2]), 1.0);
         let depth_m = q.z;
-        if !(depth_m > 0.1) || !depth_m.is_finite() {
+        if depth_m.is_nan() || depth_m <= 0.1 || !depth_m.is_finite() {
             continue;
         }
         let (u, v) = ((q.x / depth_m).round(), (q.y / depth_m).round());
@@ -153,7 +153,11 @@ impl Default for DepthConfig {
 /// The source of `config` for the split folder `split_dir` (e.g. `ROOT/training`). Errors: a
 /// missing folder, or ground truth without `allow_ground_truth`.
 pub fn open(split_dir: &Path, config: &DepthConfig) -> Result<Box<dyn DepthSource>> {
-    let named = config.folder.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let named = config
+        .folder
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     if !config.allow_ground_truth && GROUND_TRUTH_FOLDERS.contains(&named) {
         return Err(DepthError::GroundTruth {
             folder: config.folder.display().to_string(),

@@ -184,8 +184,14 @@ impl MonoView {
                 self.camera.height
             )));
         }
-        let finite = self.rgb.iter().flatten().chain(&self.mask).chain(&self.depth_m).all(|v| v.is_finite());
-        if !finite || !(self.bbox.width() > 0.0 && self.bbox.height() > 0.0) {
+        let finite = self
+            .rgb
+            .iter()
+            .flatten()
+            .chain(&self.mask)
+            .chain(&self.depth_m)
+            .all(|v| v.is_finite());
+        if !(finite && self.bbox.width() > 0.0 && self.bbox.height() > 0.0) {
             return Err(OptimError::InvalidInput(format!(
                 "mono view: non-finite values or an empty box {:?}",
                 self.bbox
@@ -334,7 +340,12 @@ pub struct MonoShape {
 impl MonoShape {
     /// Weights `shape`'s points with `atlas`.
     pub fn new(shape: Shape, atlas: &MaterialAtlas) -> Self {
-        let materials = shape.surfels.positions.iter().map(|p| atlas.weights(*p)).collect();
+        let materials = shape
+            .surfels
+            .positions
+            .iter()
+            .map(|p| atlas.weights(*p))
+            .collect();
         MonoShape { shape, materials }
     }
 
@@ -492,7 +503,12 @@ pub fn evaluate(
     // Box: the projected surface points' extent, clipped to the image.
     let k = &view.intrinsics;
     let (img_w, img_h) = view.image_size_px;
-    let mut ext = [(f64::INFINITY, 0usize), (f64::INFINITY, 0), (f64::NEG_INFINITY, 0), (f64::NEG_INFINITY, 0)];
+    let mut ext = [
+        (f64::INFINITY, 0usize),
+        (f64::INFINITY, 0),
+        (f64::NEG_INFINITY, 0),
+        (f64::NEG_INFINITY, 0),
+    ];
     let mut cams = Vec::with_capacity(n_pts);
     for (i, p) in surfels.positions.iter().enumerate() {
         let q = rot * v3(p) * s + t;
@@ -515,7 +531,12 @@ pub fn evaluate(
         }
     }
     if ext.iter().all(|e| e.0.is_finite()) {
-        let limits = [(0.0, img_w - 1.0), (0.0, img_h - 1.0), (0.0, img_w - 1.0), (0.0, img_h - 1.0)];
+        let limits = [
+            (0.0, img_w - 1.0),
+            (0.0, img_h - 1.0),
+            (0.0, img_w - 1.0),
+            (0.0, img_h - 1.0),
+        ];
         let clipped: [f64; 4] = std::array::from_fn(|j| ext[j].0.clamp(limits[j].0, limits[j].1));
         let rendered = Box2d::new(clipped[0], clipped[1], clipped[2], clipped[3]);
         let (iou, d_iou) = iou_and_gradient(&view.bbox, &rendered);
@@ -614,7 +635,8 @@ pub fn evaluate(
         }
         terms.latent = w.latent * sum;
     }
-    terms.total = terms.pixel + terms.bbox + terms.mask + terms.depth + terms.dims + terms.latent + terms.ground;
+    terms.total =
+        terms.pixel + terms.bbox + terms.mask + terms.depth + terms.dims + terms.latent + terms.ground;
     if !with_gradient {
         return Ok((terms, diag, None));
     }
@@ -792,7 +814,13 @@ impl<'a> MonoOptimiser<'a> {
     /// The MonoDR start: offsets 0, the centroid behind the median depth of the mask (the mean
     /// depth when the view has no depth), scale and code the prior's means, paint the mask's median
     /// colour, the given yaw.
-    pub fn initial_state(&self, view: &MonoView, scale: f64, yaw_rad: f64, fallback_depth_m: f64) -> MonoState {
+    pub fn initial_state(
+        &self,
+        view: &MonoView,
+        scale: f64,
+        yaw_rad: f64,
+        fallback_depth_m: f64,
+    ) -> MonoState {
         let cfg = self.config;
         let mut depths: Vec<f32> = view
             .mask
@@ -928,7 +956,9 @@ impl<'a> MonoOptimiser<'a> {
                 decodes += 1;
             }
             if !state.finite() {
-                return Err(OptimError::InvalidInput(format!("the mono fit diverged: {state:?}")));
+                return Err(OptimError::InvalidInput(format!(
+                    "the mono fit diverged: {state:?}"
+                )));
             }
         }
         let (terms, diag, _) = evaluate(&problem, &state, &shape, false)?;

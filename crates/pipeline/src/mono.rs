@@ -12,7 +12,7 @@
 use crate::config::AutolabelConfig;
 use crate::error::{PipelineError, Result};
 use crate::frame::{FrameInput, StageTimer};
-use crate::labeler::{FrameLabels, LabelledObject, Labeler, ObjectFailure, box_consistency, label_of};
+use crate::labeler::{FrameLabels, Labeler, LabelledObject, ObjectFailure, box_consistency, label_of};
 use deepsdf::ShapePrior;
 use deepsdf::surface::{SurfaceConfig, extract_surface};
 use deepsdf::texture::MaterialAtlas;
@@ -26,8 +26,6 @@ use optim::confidence::{Evidence, confidence};
 use optim::mono::{MonoOptimiser, MonoView};
 use render::CropCamera;
 use std::time::Instant;
-
-
 
 /// Camera height over the level road the labels stand on, m (KITTI's).
 const CAMERA_HEIGHT_M: f64 = 1.65;
@@ -70,7 +68,9 @@ impl MonoLabeler {
                 let (lo, hi) = surface
                     .points
                     .iter()
-                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), p| (lo.min(p[axis]), hi.max(p[axis])));
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), p| {
+                        (lo.min(p[axis]), hi.max(p[axis]))
+                    });
                 f64::from(hi - lo) * scale
             });
             extents.push((latent.clone(), e));
@@ -115,7 +115,12 @@ impl MonoLabeler {
     /// detection box, nearer than `depth.road_max_depth_m`) lies `depth.camera_height_m` below the
     /// camera. Leaves the map as it is (with a warning) when no plane is found or the factor is
     /// implausible (outside 0.7–1.4).
-    fn rescale(&self, frame: &FrameInput, detections: &[Detection], map: &mut DepthMap) -> Option<GroundPlane> {
+    fn rescale(
+        &self,
+        frame: &FrameInput,
+        detections: &[Detection],
+        map: &mut DepthMap,
+    ) -> Option<GroundPlane> {
         let cfg = &self.config.depth;
         let (k, _) = Intrinsics::from_projection(&frame.calib.image_from_rect(Camera::Cam2));
         let (w, h) = frame.image_size();
@@ -178,7 +183,9 @@ impl MonoLabeler {
     ) -> Result<LabelledObject> {
         let start = Instant::now();
         let cfg = &self.config.mono;
-        let mut view = timer.time("crop", || crop_view(frame, depth_map, det, cfg.crop_px, cfg.crop_margin))?;
+        let mut view = timer.time("crop", || {
+            crop_view(frame, depth_map, det, cfg.crop_px, cfg.crop_margin)
+        })?;
         view.road = road.copied();
         let optimiser = MonoOptimiser::new(
             &self.prior.decoder,
@@ -274,7 +281,13 @@ fn bilinear(image: &RgbImage, u: f64, v: f64) -> [f32; 3] {
 }
 
 /// The evidence of detection `det` resampled to its crop grid.
-fn crop_view(frame: &FrameInput, depth_map: &DepthMap, det: &Detection, crop_px: usize, margin: f64) -> Result<MonoView> {
+fn crop_view(
+    frame: &FrameInput,
+    depth_map: &DepthMap,
+    det: &Detection,
+    crop_px: usize,
+    margin: f64,
+) -> Result<MonoView> {
     let b = &det.bbox;
     if !(b.width() > 0.0 && b.height() > 0.0) {
         return Err(PipelineError::InvalidInput(format!(
@@ -292,9 +305,15 @@ fn crop_view(frame: &FrameInput, depth_map: &DepthMap, det: &Detection, crop_px:
     );
     let crop_px = crop_px.max(8);
     let (w, h) = if window.width() >= window.height() {
-        (crop_px, ((crop_px as f64 * window.height() / window.width()).round() as usize).max(4))
+        (
+            crop_px,
+            ((crop_px as f64 * window.height() / window.width()).round() as usize).max(4),
+        )
     } else {
-        (((crop_px as f64 * window.width() / window.height()).round() as usize).max(4), crop_px)
+        (
+            ((crop_px as f64 * window.width() / window.height()).round() as usize).max(4),
+            crop_px,
+        )
     };
     let camera = CropCamera::new(&k.cropped(&window, w, h), w, h);
     let (sx, sy) = (window.width() / w as f64, window.height() / h as f64);
@@ -310,7 +329,11 @@ fn crop_view(frame: &FrameInput, depth_map: &DepthMap, det: &Detection, crop_px:
         }
     };
     let n = w * h;
-    let (mut rgb, mut mask, mut depth_m) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut rgb, mut mask, mut depth_m) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     for j in 0..h {
         for i in 0..w {
             let u = window.left + (i as f64 + 0.5) * sx;

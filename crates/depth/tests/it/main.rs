@@ -46,7 +46,10 @@ fn ground_truth_is_refused_unless_allowed() {
         folder: "depth_2".into(),
         ..DepthConfig::default()
     };
-    assert!(matches!(open(dir.path(), &gt), Err(DepthError::GroundTruth { .. })));
+    assert!(matches!(
+        open(dir.path(), &gt),
+        Err(DepthError::GroundTruth { .. })
+    ));
     let allowed = DepthConfig {
         allow_ground_truth: true,
         ..gt
@@ -56,7 +59,10 @@ fn ground_truth_is_refused_unless_allowed() {
         folder: "nowhere".into(),
         ..DepthConfig::default()
     };
-    assert!(matches!(open(dir.path(), &missing), Err(DepthError::MissingFolder(_))));
+    assert!(matches!(
+        open(dir.path(), &missing),
+        Err(DepthError::MissingFolder(_))
+    ));
 }
 
 #[test]

@@ -4,7 +4,9 @@
 use super::prior;
 use deepsdf::texture::{AtlasConfig, MATERIALS, MaterialAtlas};
 use geom::{Box2d, Calib, Camera, Intrinsics};
-use optim::mono::{MonoConfig, MonoOptimiser, MonoProblem, MonoShape, MonoState, MonoView, MonoWeights, evaluate};
+use optim::mono::{
+    MonoConfig, MonoOptimiser, MonoProblem, MonoShape, MonoState, MonoView, MonoWeights, evaluate,
+};
 use render::{CropCamera, RenderConfig};
 
 /// An atlas by hand: glass above the middle, tyres low, paint elsewhere (no library needed).
@@ -43,7 +45,12 @@ fn truth() -> MonoState {
         log_depth: 15.0f64.ln(),
         log_scale: f64::from(deepsdf::samples::DEFAULT_METRES_PER_UNIT).ln(),
         latent: prior().latents[3].clone(),
-        palette: [[0.7, 0.1, 0.1], [0.1, 0.1, 0.12], [0.05, 0.05, 0.05], [0.8, 0.8, 0.7]],
+        palette: [
+            [0.7, 0.1, 0.1],
+            [0.1, 0.1, 0.12],
+            [0.05, 0.05, 0.05],
+            [0.8, 0.8, 0.7],
+        ],
     }
 }
 
@@ -67,7 +74,8 @@ fn view_of(truth: &MonoState, config: &MonoConfig, atlas: &MaterialAtlas) -> Mon
     let centre = Box2d::new(540.0, 160.0, 700.0, 220.0);
     let shape = MonoShape::new(
         optim::losses::Shape::new(
-            deepsdf::surface::extract_surface(&prior().decoder, &truth.latent, &config.surface, true).unwrap(),
+            deepsdf::surface::extract_surface(&prior().decoder, &truth.latent, &config.surface, true)
+                .unwrap(),
         )
         .unwrap(),
         atlas,
@@ -83,7 +91,11 @@ fn view_of(truth: &MonoState, config: &MonoConfig, atlas: &MaterialAtlas) -> Mon
         .iter()
         .filter_map(|p| {
             let q = pose.apply(p);
-            k.project(&nalgebra::Point3::new(f64::from(q[0]), f64::from(q[1]), f64::from(q[2])))
+            k.project(&nalgebra::Point3::new(
+                f64::from(q[0]),
+                f64::from(q[1]),
+                f64::from(q[2]),
+            ))
         })
         .collect();
     let bbox = Box2d::enclosing(pts).unwrap();
@@ -101,7 +113,10 @@ fn view_of(truth: &MonoState, config: &MonoConfig, atlas: &MaterialAtlas) -> Mon
         bbox.right + grow * bbox.width(),
         bbox.bottom + grow * bbox.height(),
     );
-    let (w, h) = (40, ((40.0 * window.height() / window.width()).round() as usize).max(8));
+    let (w, h) = (
+        40,
+        ((40.0 * window.height() / window.width()).round() as usize).max(8),
+    );
     let camera = CropCamera::new(&k.cropped(&window, w, h), w, h);
     let mut view = MonoView {
         camera,
@@ -271,7 +286,10 @@ fn the_mono_fit_recovers_a_perturbed_pose() {
     let err_yaw_deg = (fit.state.yaw_rad - truth.yaw_rad).to_degrees();
     let err_yaw_deg = (err_yaw_deg + 180.0).rem_euclid(360.0) - 180.0;
     assert!(fit.terms.total < fit.initial_loss, "{fit:?}");
-    assert!(err_m < 0.35, "position error {err_m:.3} m ({t_fit:?} vs {t_true:?})");
+    assert!(
+        err_m < 0.35,
+        "position error {err_m:.3} m ({t_fit:?} vs {t_true:?})"
+    );
     assert!(err_yaw_deg.abs() < 6.0, "yaw error {err_yaw_deg:.2} deg");
     assert!(fit.diagnostics.silhouette_iou > 0.8, "{:?}", fit.diagnostics);
     // Deterministic for a fixed seed.
@@ -289,8 +307,14 @@ fn bad_mono_input_is_a_typed_error() {
     let init = opt.initial_state(&view, 2.75, 0.0, 30.0);
     let mut short = view.clone();
     short.mask.pop();
-    assert!(matches!(opt.fit(&short, &init, 0), Err(optim::OptimError::InvalidInput(_))));
+    assert!(matches!(
+        opt.fit(&short, &init, 0),
+        Err(optim::OptimError::InvalidInput(_))
+    ));
     let mut nan = init.clone();
     nan.log_depth = f64::NAN;
-    assert!(matches!(opt.fit(&view, &nan, 0), Err(optim::OptimError::InvalidInput(_))));
+    assert!(matches!(
+        opt.fit(&view, &nan, 0),
+        Err(optim::OptimError::InvalidInput(_))
+    ));
 }

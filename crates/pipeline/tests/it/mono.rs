@@ -33,10 +33,9 @@ fn the_mono_labeler_labels_cars_from_camera_and_depth_alone() {
     // One frame loses its depth map: that frame fails, the others are labelled.
     let broken = &ids[FRAMES - 1];
     std::fs::remove_file(copy.path().join(format!("training/mono_depth_2/{broken}.png"))).unwrap();
-    let mut config = AutolabelConfig::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/mono.toml"),
-    )
-    .unwrap();
+    let mut config =
+        AutolabelConfig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/mono.toml"))
+            .unwrap();
     assert_eq!(config.method, Method::Mono);
     config.mono.iterations = 30;
     let data = KittiDataset::open(copy.path()).unwrap();
@@ -54,7 +53,10 @@ fn the_mono_labeler_labels_cars_from_camera_and_depth_alone() {
     let source = depth::open(&split_dir, &config.depth).unwrap();
     let labeler = MonoLabeler::new(config.clone(), prior, atlas, source).unwrap();
     let extent = labeler.mean_extent_m();
-    assert!(extent[2] > 3.0 && extent[2] < 5.0 && extent[0] > 1.3 && extent[0] < 2.1, "{extent:?}");
+    assert!(
+        extent[2] > 3.0 && extent[2] < 5.0 && extent[0] > 1.3 && extent[0] < 2.1,
+        "{extent:?}"
+    );
     let out = tempfile::tempdir().unwrap();
     let detector = FileDetector::new(copy.path().join("training/detection_2"));
     let summary = pipeline::run(
@@ -84,7 +86,10 @@ fn the_mono_labeler_labels_cars_from_camera_and_depth_alone() {
     let bev_loose = car_ap(out.path(), &labelled, Metric::Bev, OverlapSet::Loose);
     eprintln!("mono: Car AP R40 moderate 2D {bbox:.1}, BEV @0.5 {bev_loose:.1}");
     assert!(bbox > 15.0, "2D AP {bbox:.1}");
-    assert!(bev_loose >= 0.25 * bbox, "BEV AP @0.5 {bev_loose:.1} vs 2D {bbox:.1}");
+    assert!(
+        bev_loose >= 0.25 * bbox,
+        "BEV AP @0.5 {bev_loose:.1} vs 2D {bbox:.1}"
+    );
 }
 
 #[test]
