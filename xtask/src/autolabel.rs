@@ -11,7 +11,7 @@ use kitti::eval::{Class, Metric, OverlapSet, evaluate};
 use kitti::{KittiDataset, Split};
 use pipeline::config::Method;
 use pipeline::run::{FrameOutcome, RunOptions, RunSummary, Shard, label_path};
-use pipeline::{AutolabelConfig, GeometryLabeler, Labeler, SdfLabeler};
+use pipeline::{AutolabelConfig, GeometryLabeler, Labeler, MonoLabeler, SdfLabeler};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -41,7 +41,8 @@ pub struct Args {
     /// Settings (TOML). Default: `configs/default.toml`.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Labeler: `sdf` (the method) or `geometry` (the baseline); overrides the config.
+    /// Labeler: `sdf` (the method), `geometry` (the baseline) or `mono` (the monocular mode);
+    /// overrides the config.
     #[arg(long)]
     method: Option<String>,
     /// Frames: how many the embedded default generates (default 200); with `--data`, the first N
@@ -83,7 +84,8 @@ fn resolve_config(args: &Args) -> anyhow::Result<(AutolabelConfig, PathBuf)> {
         config.method = match m.as_str() {
             "sdf" => Method::Sdf,
             "geometry" => Method::Geometry,
-            other => bail!("--method {other}: expected sdf or geometry"),
+            "mono" => Method::Mono,
+            other => bail!("--method {other}: expected sdf, geometry or mono"),
         };
     }
     if let Some(seed) = args.seed {
@@ -181,6 +183,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Box::new(SdfLabeler::new(config.clone(), prior, css)?)
         }
         Method::Geometry => Box::new(GeometryLabeler::new(config.clone())),
+        Method::Mono => {
+            let prior = deepsdf::ShapePrior::load(&weights_path(&config.weights.deepsdf))?;
+            let atlas = deepsdf::texture::MaterialAtlas::load(&weights_path(&config.weights.texture))?;
+            let depth = depth::open(&dataset.split_dir(Split::Training), &config.depth)?;
+            tracing::info!("monocular mode: depth from {}", depth.name());
+            Box::new(MonoLabeler::new(config.clone(), prior, atlas, depth)?)
+        }
     };
     tracing::info!(
         "labelling {} frames of {} with {} ({}), detections from {}, into {}",
@@ -266,6 +275,7 @@ fn report(
             "objects": summary.object_seconds.len(),
             "total_seconds": summary.total_seconds,
             "median_seconds_per_object": median,
+            "median_seconds_per_frame": summary.median_seconds_per_frame(),
             "stage_seconds": summary.stage_seconds,
         }),
     );
@@ -347,7 +357,11 @@ fn report(
         if !table.is_empty() {
             println!("{table}");
         }
-        println!("median {median:.3} s per object; outputs in {}", out.display());
+        println!(
+            "median {median:.3} s per object, {:.3} s per frame (one worker); outputs in {}",
+            summary.median_seconds_per_frame(),
+            out.display()
+        );
     }
     if !summary.failures.is_empty() {
         tracing::warn!(

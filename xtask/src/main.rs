@@ -15,6 +15,7 @@ mod plot;
 mod show_frame;
 mod train_css;
 mod train_sdf;
+mod train_texture;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -57,6 +58,8 @@ enum Command {
     /// The self-improving loop: autolabel unlabelled target-domain frames, accept verified labels
     /// easy to hard, fine-tune the CSS network on them, round after round → <out>/rounds.json.
     Curriculum(curriculum::Args),
+    /// Fits the monocular mode's material atlas on the car library → data/weights/texture.json.
+    TrainTexture(train_texture::Args),
 }
 
 /// A progress bar: `{spinner} <label> [elapsed] [bar] pos/len <tail>` (tail in indicatif's template
@@ -100,5 +103,6 @@ fn main() -> anyhow::Result<()> {
         Command::TrainCss(args) => train_css::run(args),
         Command::EvalCss(args) => eval_css::run(args),
         Command::Curriculum(args) => curriculum::run(args),
+        Command::TrainTexture(args) => train_texture::run(args),
     }
 }

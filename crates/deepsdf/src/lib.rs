@@ -13,6 +13,8 @@
 //! - [`fit`]: the latent of partial, noisy surface observations.
 //! - [`marching`], [`chamfer`]: isosurface meshes and symmetric Chamfer distances.
 //! - [`prior`]: the trained prior on disk (safetensors + metadata).
+//! - [`texture`]: surface colour for the monocular mode: a material atlas fitted on the library,
+//!   coloured per object by a palette.
 
 pub mod chamfer;
 pub mod decoder;
@@ -23,6 +25,7 @@ pub mod marching;
 pub mod prior;
 pub mod samples;
 pub mod surface;
+pub mod texture;
 pub mod train;
 
 pub use decoder::{Decoder, DecoderConfig};

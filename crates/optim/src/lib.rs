@@ -12,12 +12,15 @@
 //!   code steps, early stop, best iterate kept), one object or several in parallel.
 //! - [`confidence`]: the label score from residuals and consistency, and MonoDR's c3D to compare.
 //! - [`config`]: [`OptimConfig`] with the loss weights.
+//! - [`mono`]: the monocular mode (MonoDR): ROI-10D location, pixel/box/mask/depth/dimension
+//!   losses through the renderer, Adam, the rotation escape.
 
 pub mod confidence;
 pub mod config;
 mod error;
 pub mod fit;
 pub mod losses;
+pub mod mono;
 pub mod state;
 
 pub use config::{LossWeights, OptimConfig};

@@ -16,6 +16,9 @@ pub enum Method {
     Sdf,
     /// Geometry only: a ground-aligned minimum-area box around each detection's frustum points.
     Geometry,
+    /// MonoDR, the monocular mode: image, masks and monocular depth, no LIDAR
+    /// ([`crate::mono::MonoLabeler`], `configs/mono.toml`).
+    Mono,
 }
 
 /// How the first pose of an object is found.
@@ -39,6 +42,8 @@ pub struct WeightsConfig {
     pub deepsdf: PathBuf,
     /// The CSS network.
     pub css: PathBuf,
+    /// The material atlas of the monocular mode (`cargo xtask train-texture`).
+    pub texture: PathBuf,
 }
 
 impl Default for WeightsConfig {
@@ -46,6 +51,7 @@ impl Default for WeightsConfig {
         WeightsConfig {
             deepsdf: PathBuf::from("data/weights/deepsdf.safetensors"),
             css: PathBuf::from("data/weights/css.safetensors"),
+            texture: PathBuf::from("data/weights/texture.json"),
         }
     }
 }
@@ -161,6 +167,10 @@ pub struct AutolabelConfig {
     pub confidence: optim::confidence::ConfidenceConfig,
     /// Outputs.
     pub output: OutputConfig,
+    /// The monocular mode's optimiser (`method = "mono"`).
+    pub mono: optim::mono::MonoConfig,
+    /// The monocular mode's depth maps (`method = "mono"`).
+    pub depth: depth::DepthConfig,
 }
 
 impl Default for AutolabelConfig {
@@ -176,6 +186,8 @@ impl Default for AutolabelConfig {
             optim: optim::OptimConfig::default(),
             confidence: optim::confidence::ConfidenceConfig::default(),
             output: OutputConfig::default(),
+            mono: optim::mono::MonoConfig::default(),
+            depth: depth::DepthConfig::default(),
         }
     }
 }

@@ -20,6 +20,9 @@ pub enum PipelineError {
     /// Pose initialisation or box fitting failed.
     #[error("pose: {0}")]
     Pose(#[from] pose::PoseError),
+    /// The depth map could not be read (names the file).
+    #[error("depth: {0}")]
+    Depth(#[from] depth::DepthError),
     /// The optimisation failed.
     #[error("optimisation: {0}")]
     Optim(#[from] optim::OptimError),

@@ -33,6 +33,17 @@ impl FrameInput {
         })
     }
 
+    /// Loads frame `id` of `split` without its LIDAR sweep (`points_velo` empty): image and
+    /// calibration only, for the monocular mode.
+    pub fn load_camera(dataset: &KittiDataset, split: Split, id: &str) -> Result<Self> {
+        Ok(FrameInput {
+            id: id.to_owned(),
+            calib: dataset.calib(split, id)?,
+            image: dataset.image_2(split, id)?,
+            points_velo: Vec::new(),
+        })
+    }
+
     /// The image size, px.
     pub fn image_size(&self) -> (u32, u32) {
         (self.image.width(), self.image.height())

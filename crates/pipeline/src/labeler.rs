@@ -87,6 +87,11 @@ pub trait Labeler: Send + Sync {
     fn decoder(&self) -> Option<&deepsdf::Decoder> {
         None
     }
+    /// Whether the labeler reads the LIDAR sweep (the monocular labeler does not: its frames are
+    /// loaded without one).
+    fn needs_lidar(&self) -> bool {
+        true
+    }
     /// Labels `detections` of `frame`, timing its stages in `timer`.
     fn label_frame(
         &self,
@@ -223,7 +228,7 @@ fn frustum_of(scene: &Scene, det: &Detection, config: &AutolabelConfig) -> Resul
 }
 
 /// The KITTI label of a 3D box for a detection (its class and 2D box).
-fn label_of(box3d: Box3d, det: &Detection, score: f64) -> Object {
+pub(crate) fn label_of(box3d: Box3d, det: &Detection, score: f64) -> Object {
     Object {
         kind: det.kind.clone(),
         truncated: -1.0,
@@ -237,7 +242,7 @@ fn label_of(box3d: Box3d, det: &Detection, score: f64) -> Object {
 
 /// IoU of the box's projection (clipped to the image) with the detection box, and the share of the
 /// projection outside the detection box.
-fn box_consistency(box3d: &Box3d, det: &Detection, frame: &FrameInput) -> (f64, f64) {
+pub(crate) fn box_consistency(box3d: &Box3d, det: &Detection, frame: &FrameInput) -> (f64, f64) {
     let (w, h) = frame.image_size();
     match box3d.project_to_image(&frame.calib, Camera::Cam2) {
         Some(b) => {

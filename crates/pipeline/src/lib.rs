@@ -9,6 +9,8 @@
 //!   (the geometry-only baseline: a ground-aligned minimum-area box around the frustum points);
 //!   inside the SDF labeler the initialisation is chosen by [`config::InitMethod`] and every
 //!   optimiser term is weighted in [`optim::OptimConfig`];
+//! - [`mono::MonoLabeler`]: the monocular mode (MonoDR): image, masks and a monocular depth map
+//!   ([`depth::DepthSource`]) → shape, pose and colours by render-and-compare, no LIDAR;
 //! - [`run::run`]: frames in parallel, resumable, sharded, atomic outputs, failures collected.
 //!
 //! The autolabeler reads only images, LIDAR, calibration and detections ([`frame::FrameInput`]);
@@ -18,10 +20,12 @@ pub mod config;
 mod error;
 pub mod frame;
 pub mod labeler;
+pub mod mono;
 pub mod run;
 
 pub use config::{AutolabelConfig, Method};
 pub use error::{PipelineError, Result};
 pub use frame::{FrameInput, StageTimer};
 pub use labeler::{GeometryLabeler, Labeler, LabelledObject, SdfLabeler};
+pub use mono::MonoLabeler;
 pub use run::{RunOptions, RunSummary, Shard, run};

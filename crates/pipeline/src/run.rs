@@ -92,6 +92,8 @@ pub struct RunSummary {
     pub stage_seconds: BTreeMap<String, f64>,
     /// Seconds per label: the object's own stages plus its share of its frame's.
     pub object_seconds: Vec<f64>,
+    /// Seconds per labelled frame (every stage but the pictures; one worker's time).
+    pub frame_seconds: Vec<f64>,
     /// Wall-clock seconds of the run.
     pub total_seconds: f64,
 }
@@ -100,6 +102,21 @@ impl RunSummary {
     /// The median of [`RunSummary::object_seconds`] (0 without labels).
     pub fn median_seconds_per_object(&self) -> f64 {
         let mut v = self.object_seconds.clone();
+        if v.is_empty() {
+            return 0.0;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    }
+
+    /// The median of [`RunSummary::frame_seconds`] (0 without frames).
+    pub fn median_seconds_per_frame(&self) -> f64 {
+        let mut v = self.frame_seconds.clone();
         if v.is_empty() {
             return 0.0;
         }
@@ -198,6 +215,8 @@ pub fn run(
         match result {
             Ok((labels, shared_seconds)) => {
                 s.frames_labelled += 1;
+                s.frame_seconds
+                    .push(timer.total() - timer.seconds.get("viz").copied().unwrap_or(0.0));
                 s.objects += labels.objects.len();
                 let share = shared_seconds / labels.objects.len().max(1) as f64;
                 for obj in &labels.objects {
@@ -251,7 +270,13 @@ fn label_one(
     timer: &mut StageTimer,
     sink: &(dyn Fn(&FrameOutcome<'_>) -> std::result::Result<(), String> + Sync),
 ) -> Result<(FrameLabels, f64)> {
-    let frame = timer.time("load", || FrameInput::load(dataset, split, id))?;
+    let frame = timer.time("load", || {
+        if labeler.needs_lidar() {
+            FrameInput::load(dataset, split, id)
+        } else {
+            FrameInput::load_camera(dataset, split, id)
+        }
+    })?;
     let detections = timer.time("detect", || -> Result<Vec<Detection>> {
         let dets = detector.detect(id, frame.image_size())?;
         Ok(config.detections.apply(dets))

@@ -76,6 +76,8 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("render", &["geom"][..]),
         ("css", &["geom", "kitti", "sim", "deepsdf"][..]),
         ("pose", &["geom"][..]),
+        // Depth maps for the monocular mode (PNG files, projected LIDAR).
+        ("depth", &["geom", "kitti"][..]),
         ("optim", &["geom", "deepsdf", "render"][..]),
         (
             "pipeline",
@@ -90,6 +92,7 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
                 "render",
                 "pose",
                 "optim",
+                "depth",
             ][..],
         ),
         (

@@ -2,6 +2,8 @@
 //! pose-only steps without decoding, per-object failures, the confidence's ordering.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod mono;
+
 use deepsdf::ShapePrior;
 use deepsdf::surface::{Surface, SurfaceConfig, extract_surface};
 use nalgebra::Vector3;

@@ -3,6 +3,8 @@
 //! while the others are labelled.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod mono;
+
 use css::CssModel;
 use deepsdf::ShapePrior;
 use detection::FileDetector;
