@@ -50,9 +50,9 @@ impl Default for ConfidenceConfig {
     fn default() -> Self {
         ConfidenceConfig {
             model: ConfidenceModel::Residual,
-            detection_power: 1.0,
+            detection_power: 0.5,
             box_iou_power: 1.0,
-            silhouette_power: 0.5,
+            silhouette_power: 1.0,
             inlier_power: 1.0,
             rms_scale_m: 0.1,
             half_points: 10.0,

@@ -643,6 +643,14 @@ impl SdfLabeler {
             lidar_rms_m: fit.diagnostics.lidar_rms_m,
         };
         let score = confidence(&evidence, &self.config.confidence);
+        tracing::debug!(
+            ?evidence,
+            score,
+            box_x = box3d.bottom_center_rect.x,
+            box_z = box3d.bottom_center_rect.z,
+            length_m = box3d.size.length_m,
+            "object scored"
+        );
         Ok(LabelledObject {
             detection_index: index,
             label: label_of(box3d, det, score),
