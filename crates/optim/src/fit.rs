@@ -8,6 +8,7 @@
 //! is returned; the run stops early when it has not improved by `tolerance` for `patience`
 //! iterations.
 
+use crate::adam::Adam;
 use crate::config::OptimConfig;
 use crate::error::{OptimError, Result};
 use crate::losses::{Diagnostics, LidarIndex, Problem, Shape, Terms, evaluate};
@@ -38,38 +39,6 @@ pub struct Optimiser<'a> {
     decoder: &'a Decoder,
     mean_latent: &'a [f32],
     config: &'a OptimConfig,
-}
-
-struct Adam {
-    m: Vec<f64>,
-    v: Vec<f64>,
-    t: i32,
-}
-
-impl Adam {
-    fn new(n: usize) -> Self {
-        Adam {
-            m: vec![0.0; n],
-            v: vec![0.0; n],
-            t: 0,
-        }
-    }
-
-    /// The step for gradient `g` (per-parameter learning rates `lr`).
-    fn step(&mut self, g: &[f64], lr: &[f64], b1: f64, b2: f64) -> Vec<f64> {
-        self.t += 1;
-        let c1 = 1.0 - b1.powi(self.t);
-        let c2 = 1.0 - b2.powi(self.t);
-        g.iter()
-            .zip(lr)
-            .enumerate()
-            .map(|(i, (&gi, &li))| {
-                self.m[i] = b1 * self.m[i] + (1.0 - b1) * gi;
-                self.v[i] = b2 * self.v[i] + (1.0 - b2) * gi * gi;
-                -li * (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + 1e-12)
-            })
-            .collect()
-    }
 }
 
 fn apply_pose_step(state: &mut ObjectState, step: &[f64]) {

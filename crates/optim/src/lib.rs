@@ -15,6 +15,7 @@
 //! - [`mono`]: the monocular mode (MonoDR): ROI-10D location, pixel/box/mask/depth/dimension
 //!   losses through the renderer, Adam, the rotation escape.
 
+mod adam;
 pub mod confidence;
 pub mod config;
 mod error;

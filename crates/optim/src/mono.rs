@@ -29,6 +29,7 @@
 //! iterations the **rotation escape** scores yaw ± 15°, the flipped yaw and one uniform random yaw
 //! (seeded) and jumps to the best if it beats the current loss; the best iterate is kept.
 
+use crate::adam::Adam;
 use crate::error::{OptimError, Result};
 use crate::losses::Shape;
 use crate::state::{ObjectState, level_rotation, level_rotation_derivative, v3};
@@ -698,36 +699,6 @@ pub struct MonoFit {
     pub decodes: usize,
 }
 
-struct Adam {
-    m: Vec<f64>,
-    v: Vec<f64>,
-    t: i32,
-}
-
-impl Adam {
-    fn new(n: usize) -> Self {
-        Adam {
-            m: vec![0.0; n],
-            v: vec![0.0; n],
-            t: 0,
-        }
-    }
-
-    fn step(&mut self, g: &[f64], lr: f64, b1: f64, b2: f64) -> Vec<f64> {
-        self.t += 1;
-        let c1 = 1.0 - b1.powi(self.t);
-        let c2 = 1.0 - b2.powi(self.t);
-        g.iter()
-            .enumerate()
-            .map(|(i, &gi)| {
-                self.m[i] = b1 * self.m[i] + (1.0 - b1) * gi;
-                self.v[i] = b2 * self.v[i] + (1.0 - b2) * gi * gi;
-                -lr * (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + 1e-12)
-            })
-            .collect()
-    }
-}
-
 const POSE_PARAMS: usize = 5 + 3 * MATERIALS;
 
 fn pose_vector(g: &MonoGradient) -> Vec<f64> {
@@ -891,7 +862,7 @@ impl<'a> MonoOptimiser<'a> {
                 for _ in 0..cfg.probe_iterations {
                     let (_, _, grad) = evaluate(&problem, &candidate, &shape, true)?;
                     let Some(g) = grad else { break };
-                    let step = adam.step(&pose_vector(&g), cfg.lr, cfg.beta1, cfg.beta2);
+                    let step = adam.step_uniform(&pose_vector(&g), cfg.lr, cfg.beta1, cfg.beta2);
                     apply_pose_step(&mut candidate, &step);
                 }
             }
@@ -938,16 +909,15 @@ impl<'a> MonoOptimiser<'a> {
                 if let Some((_, yaw)) = jump {
                     state.yaw_rad = yaw;
                     escapes += 1;
-                    adam.m[0] = 0.0;
-                    adam.v[0] = 0.0;
+                    adam.reset(0);
                     continue;
                 }
             }
             let Some(g) = grad else { break };
-            let step = adam.step(&pose_vector(&g), cfg.lr, cfg.beta1, cfg.beta2);
+            let step = adam.step_uniform(&pose_vector(&g), cfg.lr, cfg.beta1, cfg.beta2);
             apply_pose_step(&mut state, &step);
             if cfg.shape_every > 0 && it % cfg.shape_every == cfg.shape_every - 1 {
-                let dz = code_adam.step(&g.latent, cfg.lr, cfg.beta1, cfg.beta2);
+                let dz = code_adam.step_uniform(&g.latent, cfg.lr, cfg.beta1, cfg.beta2);
                 for (z, d) in state.latent.iter_mut().zip(dz) {
                     *z += d as f32;
                 }

@@ -101,32 +101,27 @@ pub struct RunSummary {
 impl RunSummary {
     /// The median of [`RunSummary::object_seconds`] (0 without labels).
     pub fn median_seconds_per_object(&self) -> f64 {
-        let mut v = self.object_seconds.clone();
-        if v.is_empty() {
-            return 0.0;
-        }
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
+        median(&self.object_seconds)
     }
 
     /// The median of [`RunSummary::frame_seconds`] (0 without frames).
     pub fn median_seconds_per_frame(&self) -> f64 {
-        let mut v = self.frame_seconds.clone();
-        if v.is_empty() {
-            return 0.0;
-        }
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
+        median(&self.frame_seconds)
+    }
+}
+
+/// The median of `values` (0 when empty).
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
