@@ -79,6 +79,10 @@ pub struct OptimConfig {
     pub rescue_below_inlier_fraction: f64,
     /// The turns tried by the rescue, degrees.
     pub rescue_yaw_offsets_deg: Vec<f64>,
+    /// Each turn is first probed with this many iterations (pose only while below
+    /// `pose_only_iterations`) and only the most plausible probe is fitted in full; 0 fits every
+    /// turn in full.
+    pub rescue_probe_iterations: usize,
     /// The rescue keeps the fit with the highest explained fraction + this × silhouette IoU −
     /// `rescue_nocs_weight` × NOCS error.
     pub rescue_silhouette_weight: f64,
@@ -133,6 +137,7 @@ impl Default for OptimConfig {
             yaw_starts: 4,
             rescue_below_inlier_fraction: 0.9,
             rescue_yaw_offsets_deg: vec![90.0, -90.0, 180.0],
+            rescue_probe_iterations: 30,
             rescue_silhouette_weight: 1.0,
             rescue_nocs_weight: 2.0,
             cutoff_m: 0.2,

@@ -117,9 +117,10 @@ impl<'a> Optimiser<'a> {
     /// predicts it, so that the Jacobians are the normalised code's), for callers that needed the surface before fitting
     /// (the NOCS correspondences of the initialisation).
     ///
-    /// A fit that explains too few of its LIDAR points (`rescue_below_inlier_fraction`) is run
+    /// A fit that explains too few of its LIDAR points (`rescue_below_inlier_fraction`) is probed
     /// again from its own pose turned by each of `rescue_yaw_offsets_deg` (with the starting
-    /// shape), and the most plausible fit wins: the most points explained, weighed against the
+    /// shape, `rescue_probe_iterations` steps), the most plausible probe is fitted in full, and
+    /// the more plausible of it and the first fit wins: the most points explained, weighed against the
     /// silhouette IoU and the NOCS error (`rescue_silhouette_weight`, `rescue_nocs_weight`).
     /// `iterations` and `decodes` then count all the runs.
     #[tracing::instrument(level = "debug", skip_all)]
@@ -133,7 +134,7 @@ impl<'a> Optimiser<'a> {
         let cfg = self.config;
         let rescue = cfg.rescue_below_inlier_fraction > 0.0 && !cfg.rescue_yaw_offsets_deg.is_empty();
         let start_shape = if rescue { Some(shape.duplicate()?) } else { None };
-        let mut fit = self.fit_once(observation, init, yaw_offsets, shape)?;
+        let mut fit = self.fit_once(observation, init, yaw_offsets, shape, cfg.iterations)?;
         let Some(start_shape) = start_shape else {
             return Ok(fit);
         };
@@ -142,13 +143,18 @@ impl<'a> Optimiser<'a> {
         }
         let first = fit.state.clone();
         let (mut iterations, mut decodes) = (fit.iterations, fit.decodes);
+        // Every turn is probed (pose only, `rescue_probe_iterations` steps; 0: a full fit each);
+        // the most plausible probe gets a full fit, which must beat the first fit.
+        let probe = cfg.rescue_probe_iterations.min(cfg.iterations);
+        let mut best: Option<(f64, Fit)> = None;
         for offset_deg in &cfg.rescue_yaw_offsets_deg {
             let turned = ObjectState {
                 yaw_rad: first.yaw_rad + offset_deg.to_radians(),
                 translation_rect_m: first.translation_rect_m,
                 ..init.clone()
             };
-            let candidate = self.fit_once(observation, &turned, &[0.0], start_shape.duplicate()?)?;
+            let limit = if probe > 0 { probe } else { cfg.iterations };
+            let candidate = self.fit_once(observation, &turned, &[0.0], start_shape.duplicate()?, limit)?;
             tracing::debug!(
                 offset_deg,
                 inliers = candidate.diagnostics.lidar_inliers,
@@ -160,6 +166,27 @@ impl<'a> Optimiser<'a> {
             );
             iterations += candidate.iterations;
             decodes += candidate.decodes;
+            let p = plausibility(&candidate, cfg);
+            if best.as_ref().is_none_or(|(q, _)| p > *q) {
+                best = Some((p, candidate));
+            }
+        }
+        if let Some((_, mut candidate)) = best {
+            if probe > 0 {
+                let from = ObjectState {
+                    latent: init.latent.clone(),
+                    ..candidate.state.clone()
+                };
+                candidate = self.fit_once(
+                    observation,
+                    &from,
+                    &[0.0],
+                    start_shape.duplicate()?,
+                    cfg.iterations,
+                )?;
+                iterations += candidate.iterations;
+                decodes += candidate.decodes;
+            }
             // Ties go to the first fit.
             if plausibility(&candidate, cfg) > plausibility(&fit, cfg) {
                 fit = candidate;
@@ -176,12 +203,14 @@ impl<'a> Optimiser<'a> {
         Ok(fit)
     }
 
+    /// One fit of at most `max_iterations` iterations.
     fn fit_once(
         &self,
         observation: &Observation,
         init: &ObjectState,
         yaw_offsets: &[f64],
         shape: Shape,
+        max_iterations: usize,
     ) -> Result<Fit> {
         let cfg = self.config;
         observation.validate()?;
@@ -259,7 +288,7 @@ impl<'a> Optimiser<'a> {
         let mut code_adam = Adam::new(dim);
         let code_lr = vec![cfg.lr_latent; dim];
         let mut iterations = 0;
-        for it in 0..cfg.iterations {
+        for it in 0..max_iterations.min(cfg.iterations) {
             iterations = it + 1;
             let cutoff = self.cutoff(it);
             let (terms, diag, grad) = evaluate(&problem, &state, &shape, cutoff, true)?;
