@@ -188,7 +188,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let atlas = deepsdf::texture::MaterialAtlas::load(&weights_path(&config.weights.texture))?;
             let depth = depth::open(&dataset.split_dir(Split::Training), &config.depth)?;
             tracing::info!("monocular mode: depth from {}", depth.name());
-            Box::new(MonoLabeler::new(config.clone(), prior, atlas, depth)?)
+            let labeler = MonoLabeler::new(config.clone(), prior, atlas, depth)?;
+            if config.refine.enabled {
+                let path = weights_path(Path::new(&config.refine.weights));
+                let refiner = refine::Refiner::load(&path, config.refine.clone())
+                    .with_context(|| format!("loading the refinement network {}", path.display()))?;
+                tracing::info!("monocular mode: poses refined by {}", path.display());
+                Box::new(labeler.with_refiner(refiner))
+            } else {
+                Box::new(labeler)
+            }
         }
     };
     tracing::info!(

@@ -137,6 +137,14 @@ pub struct RefineCrop {
     pub shape_index: usize,
     /// Frame index and label line.
     pub source: (usize, usize),
+    /// The car's label box, image px.
+    pub bbox: geom::Box2d,
+    /// The full image's intrinsics.
+    pub intrinsics: Intrinsics,
+    /// The rect origin in the camera frame (camera = rect + this), m.
+    pub cam_from_rect_m: Vector3<f64>,
+    /// The full image's size (width, height), px.
+    pub image_size_px: (f64, f64),
 }
 
 /// The image crop of `window` (continuous image coordinates) at `size × size`, planar RGB in [0, 1].
@@ -222,6 +230,10 @@ pub fn crops_of_frame(
             true_pose,
             shape_index: *index,
             source: (frame_index, ann.line),
+            bbox: *b,
+            intrinsics: k,
+            cam_from_rect_m: cam_from_rect,
+            image_size_px: (gw as f64, gh as f64),
         });
     }
     Ok(out)

@@ -51,8 +51,8 @@ pub fn cell_points(image: &Image) -> Vec<Option<[f32; 3]>> {
                 for dx in 0..CELL_PX {
                     let p = (j * CELL_PX + dy) * image.width + i * CELL_PX + dx;
                     mask += image.mask[p];
-                    for c in 0..3 {
-                        nocs[c] += image.colour[p][c];
+                    for (acc, c) in nocs.iter_mut().zip(image.colour[p]) {
+                        *acc += c;
                     }
                 }
             }
@@ -170,7 +170,7 @@ mod tests {
             if field.rendered[k] {
                 let o = field.offset_px[k];
                 assert!(
-                    (o[0] - expected[0] as f32).abs() < 1e-3 && (o[1] - expected[1] as f32).abs() < 1e-3,
+                    (o[0] - expected[0]).abs() < 1e-3 && (o[1] - expected[1]).abs() < 1e-3,
                     "cell {k}: {o:?}, expected {expected:?}"
                 );
             }

@@ -5,6 +5,7 @@
 //! backward pass. The field is propagated analytically to the pose through the projection Jacobian
 //! of the rendered surface points (Gauss–Newton), and the loop repeats.
 //!
+//! - [`config`]: the settings file, `configs/refine.toml`.
 //! - [`geometry`]: pose update (yaw about the camera's vertical, translation, ln scale), projection
 //!   and its Jacobian, heading.
 //! - [`field`]: network input of a rendering, surface point per output cell, the true field.
@@ -14,6 +15,7 @@
 //! - [`solve`]: the pose from weighted 2D–3D pairs.
 //! - [`refiner`]: the stage (render → predict → solve, K rounds), [`RefineConfig`].
 
+pub mod config;
 pub mod data;
 mod error;
 pub mod field;

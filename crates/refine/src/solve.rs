@@ -34,6 +34,10 @@ pub struct SolveConfig {
     pub damping: f64,
     /// Whether ln scale is a parameter (otherwise it stays as it is).
     pub optimise_scale: bool,
+    /// Largest turn of one iteration, degrees (a trust region against wild fields).
+    pub max_turn_deg: f64,
+    /// Largest shift of one iteration, as a fraction of the object's depth.
+    pub max_shift_fraction: f64,
 }
 
 impl Default for SolveConfig {
@@ -43,6 +47,8 @@ impl Default for SolveConfig {
             huber_px: 1.5,
             damping: 1e-2,
             optimise_scale: false,
+            max_turn_deg: 20.0,
+            max_shift_fraction: 0.1,
         }
     }
 }
@@ -120,6 +126,16 @@ pub fn solve(
         let mut delta = [0.0; PARAMS];
         for k in 0..active {
             delta[k] = step[k];
+        }
+        // Trust region: the turn and the shift of one iteration are bounded.
+        let max_turn = config.max_turn_deg.to_radians();
+        delta[0] = delta[0].clamp(-max_turn, max_turn);
+        let shift = (delta[1].powi(2) + delta[2].powi(2) + delta[3].powi(2)).sqrt();
+        let max_shift = config.max_shift_fraction * f64::from(current.translation_m.z).abs();
+        if shift > max_shift && shift > 0.0 {
+            for d in &mut delta[1..4] {
+                *d *= max_shift / shift;
+            }
         }
         current = apply_update(&current, &delta);
         if step.norm() < 1e-7 {

@@ -44,7 +44,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             seed: 0,
-            steps: 2000,
+            steps: 1100,
             batch_size: 16,
             lr: 2e-3,
             visibility_weight: 0.5,
@@ -398,6 +398,15 @@ pub(crate) mod tests {
             true_pose,
             shape_index: 0,
             source: (0, 0),
+            bbox: geom::Box2d::new(0.0, 0.0, s as f64, s as f64),
+            intrinsics: geom::Intrinsics {
+                fx: f64::from(f),
+                fy: f64::from(f),
+                cx: f64::from(camera.cx),
+                cy: f64::from(camera.cy),
+            },
+            cam_from_rect_m: Vector3::zeros(),
+            image_size_px: (s as f64, s as f64),
         };
         (crop, surfels)
     }

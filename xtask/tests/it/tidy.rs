@@ -98,6 +98,7 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
                 "pose",
                 "optim",
                 "depth",
+                "refine",
             ][..],
         ),
         (
