@@ -47,6 +47,9 @@ pub struct Args {
     /// Iterations of the hand-crafted refiner.
     #[arg(long, default_value_t = 60)]
     baseline_iterations: usize,
+    /// Skip the hand-crafted refinement (to compare settings of the learned one quickly).
+    #[arg(long)]
+    no_baseline: bool,
     /// Print the results as JSON (instead of a table).
     #[arg(long)]
     json: bool,
@@ -255,17 +258,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mean_latent = prior.mean_latent();
     let optimiser = MonoOptimiser::new(&prior.decoder, &atlas, &mean_latent, [1.8, 1.5, 4.2], &mono);
     let t1 = Instant::now();
-    let baseline: Vec<Pose> = crops
-        .par_iter()
-        .zip(&starts)
-        .map(|(c, start)| {
-            let latent = prior
-                .latents
-                .get(c.shape_index)
-                .with_context(|| format!("no code of shape {}", c.shape_index))?;
-            handcrafted(&optimiser, c, latent, start)
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let baseline: Vec<Pose> = if args.no_baseline {
+        Vec::new()
+    } else {
+        crops
+            .par_iter()
+            .zip(&starts)
+            .map(|(c, start)| {
+                let latent = prior
+                    .latents
+                    .get(c.shape_index)
+                    .with_context(|| format!("no code of shape {}", c.shape_index))?;
+                handcrafted(&optimiser, c, latent, start)
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
     let baseline_s = t1.elapsed().as_secs_f64();
 
     let err = |poses: &[Pose]| -> Vec<(f64, f64, f64)> {
@@ -277,16 +284,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let (e0, e1, e2) = (err(&starts), err(&learned), err(&baseline));
     let start_rot = median(e0.iter().map(|e| e.0).collect());
-    let rows = vec![
+    let mut rows = vec![
         summarise("start (perturbed)", &e0, start_rot, 0.0),
         summarise("learned (GCF)", &e1, start_rot, learned_s),
-        summarise(
+    ];
+    if !args.no_baseline {
+        rows.push(summarise(
             "hand-crafted (mono pixel+box+silhouette)",
             &e2,
             start_rot,
             baseline_s,
-        ),
-    ];
+        ));
+    }
     let report = serde_json::json!({
         "frames": args.frames,
         "seed": args.seed,

@@ -33,6 +33,9 @@ pub struct Args {
     /// Override the seed of the weights and batches.
     #[arg(long)]
     seed: Option<u64>,
+    /// Fine-tune these weights instead of starting from seeded ones (the architecture is theirs).
+    #[arg(long)]
+    init: Option<PathBuf>,
 }
 
 /// Reads the settings file (every key optional).
@@ -140,7 +143,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let checkpoint = out.with_file_name(format!("{stem}.ckpt.safetensors"));
     let bar = crate::progress_bar(config.train.steps, "train-refine", "{msg} (eta {eta})");
     let train_start = Instant::now();
+    let init = match &args.init {
+        Some(p) => {
+            let (tensors, meta) = refine::net::load_tensors(p, &candle_core::Device::Cpu)
+                .with_context(|| format!("loading {}", p.display()))?;
+            if meta.net != config.net {
+                bail!(
+                    "{} has another architecture than the settings' [net]",
+                    p.display()
+                );
+            }
+            Some(tensors)
+        }
+        None => None,
+    };
     let trained = train(
+        init.as_ref(),
         &crops,
         &shapes,
         &config.net,
@@ -167,6 +185,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let record = serde_json::json!({
         "config": &config,
+        "init": args.init.as_ref().map(|p| p.display().to_string()),
         "prior": prior_path.file_name().map(|n| n.to_string_lossy().into_owned()),
         "crops": crops.len(),
         "shapes": shapes.len(),

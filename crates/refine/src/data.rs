@@ -61,6 +61,17 @@ impl Default for Perturbation {
 }
 
 impl Perturbation {
+    /// Every spread multiplied by `factor` (smaller starts, for fine-tuning near convergence).
+    pub fn scaled(&self, factor: f64) -> Self {
+        Perturbation {
+            yaw_deg: self.yaw_deg * factor,
+            lateral_m: self.lateral_m * factor,
+            vertical_m: self.vertical_m * factor,
+            depth_fraction: self.depth_fraction * factor,
+            scale_fraction: self.scale_fraction * factor,
+        }
+    }
+
     /// `pose` perturbed with draws from `rng`.
     pub fn apply(&self, pose: &Pose, rng: &mut StdRng) -> Pose {
         let gauss = |rng: &mut StdRng, sigma: f64| {

@@ -32,6 +32,8 @@ pub struct SolveConfig {
     pub huber_px: f64,
     /// Levenberg–Marquardt damping, relative to the normal matrix's diagonal.
     pub damping: f64,
+    /// Whether the depth (camera z of the translation) is a parameter.
+    pub optimise_depth: bool,
     /// Whether ln scale is a parameter (otherwise it stays as it is).
     pub optimise_scale: bool,
     /// Largest turn of one iteration, degrees (a trust region against wild fields).
@@ -46,6 +48,7 @@ impl Default for SolveConfig {
             iterations: 8,
             huber_px: 1.5,
             damping: 1e-2,
+            optimise_depth: true,
             optimise_scale: false,
             max_turn_deg: 20.0,
             max_shift_fraction: 0.1,
@@ -94,12 +97,19 @@ pub fn solve(
             usable.len()
         )));
     }
-    let active = if config.optimise_scale { PARAMS } else { PARAMS - 1 };
+    let mut active: Vec<usize> = vec![0, 1, 2];
+    if config.optimise_depth {
+        active.push(3);
+    }
+    if config.optimise_scale {
+        active.push(4);
+    }
+    let na = active.len();
     let mut current = *pose;
     let initial = rms(camera, &current, &usable);
     for _ in 0..config.iterations {
-        let mut h = DMatrix::<f64>::zeros(active, active);
-        let mut g = DVector::<f64>::zeros(active);
+        let mut h = DMatrix::<f64>::zeros(na, na);
+        let mut g = DVector::<f64>::zeros(na);
         for c in &usable {
             let Some((uv, j)) = project_with_jacobian(camera, &current, &c.point_unit) else {
                 continue;
@@ -112,11 +122,11 @@ pub fn solve(
                 1.0
             };
             let w = c.weight * huber;
-            let ja = j.columns(0, active);
-            h += ja.transpose() * ja * w;
+            let ja = j.select_columns(&active);
+            h += ja.transpose() * &ja * w;
             g += ja.transpose() * r * w;
         }
-        for k in 0..active {
+        for k in 0..na {
             h[(k, k)] += config.damping * h[(k, k)] + 1e-9;
         }
         let Some(step) = h.lu().solve(&(-g)) else { break };
@@ -124,8 +134,8 @@ pub fn solve(
             break;
         }
         let mut delta = [0.0; PARAMS];
-        for k in 0..active {
-            delta[k] = step[k];
+        for (k, &p) in active.iter().enumerate() {
+            delta[p] = step[k];
         }
         // Trust region: the turn and the shift of one iteration are bounded.
         let max_turn = config.max_turn_deg.to_radians();

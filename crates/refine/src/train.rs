@@ -38,6 +38,11 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// The perturbation samples are rendered under.
     pub perturbation: Perturbation,
+    /// This share of the samples is rendered under the perturbation scaled by `fine_scale`
+    /// (more samples near convergence, where the last rounds of a refinement are).
+    pub fine_fraction: f64,
+    /// The scale of the fine samples' perturbation.
+    pub fine_scale: f64,
 }
 
 impl Default for TrainConfig {
@@ -50,6 +55,8 @@ impl Default for TrainConfig {
             visibility_weight: 0.5,
             checkpoint_every: 100,
             perturbation: Perturbation::default(),
+            fine_fraction: 0.0,
+            fine_scale: 0.3,
         }
     }
 }
@@ -223,20 +230,28 @@ pub fn step_samples(
     step: usize,
 ) -> Result<Vec<Sample>> {
     let mut rng = StdRng::seed_from_u64(config.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let picks: Vec<(usize, u64)> = (0..config.batch_size)
-        .map(|_| (rng.random_range(0..crops.len()), rng.random::<u64>()))
+    let picks: Vec<(usize, u64, bool)> = (0..config.batch_size)
+        .map(|_| {
+            (
+                rng.random_range(0..crops.len()),
+                rng.random::<u64>(),
+                rng.random_bool(config.fine_fraction.clamp(0.0, 1.0)),
+            )
+        })
         .collect();
+    let fine = config.perturbation.scaled(config.fine_scale);
     picks
         .par_iter()
-        .map(|&(i, s)| {
+        .map(|&(i, s, is_fine)| {
             let crop = &crops[i];
             let surfels = shapes.get(&crop.shape_index).ok_or_else(|| {
                 RefineError::InvalidInput(format!("no surfels of shape {}", crop.shape_index))
             })?;
+            let perturbation = if is_fine { &fine } else { &config.perturbation };
             make_sample(
                 crop,
                 surfels,
-                &config.perturbation,
+                perturbation,
                 render_config,
                 &mut StdRng::seed_from_u64(s),
             )
@@ -259,8 +274,14 @@ pub struct Trained {
 /// Trains a network on `crops` (their shapes' surfels in `shapes`). With `checkpoint`, a
 /// checkpoint is written every `checkpoint_every` steps, and training resumes from it when it
 /// exists with the same settings. `progress(step, losses)` runs after every step; returning false
-/// stops training there (after a checkpoint).
+/// stops training there (after a checkpoint). With `init`, training starts from those weights
+/// (fine-tuning) instead of seeded ones.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site, every argument a different thing"
+)]
 pub fn train(
+    init: Option<&BTreeMap<String, Tensor>>,
     crops: &[RefineCrop],
     shapes: &BTreeMap<usize, Surfels>,
     net_config: &NetConfig,
@@ -276,8 +297,13 @@ pub fn train(
         crate::data::check_size(c, net_config.input_size)?;
     }
     let device = Device::Cpu;
-    let (mut net, mut varmap) = build(net_config, config.seed, &device)?;
-    let record = serde_json::json!({ "net": net_config, "render": render_config, "train": config });
+    let (mut net, mut varmap) = match init {
+        Some(t) => network_from(net_config, t, &device, Path::new("<initial weights>"))?,
+        None => build(net_config, config.seed, &device)?,
+    };
+    let record = serde_json::json!({
+        "net": net_config, "render": render_config, "train": config, "fine_tuned": init.is_some()
+    });
     let mut history: Vec<Losses> = Vec::new();
     let mut start = 0;
     let mut restored = None;
