@@ -32,6 +32,8 @@ pub struct SolveConfig {
     pub huber_px: f64,
     /// Levenberg–Marquardt damping, relative to the normal matrix's diagonal.
     pub damping: f64,
+    /// Whether the vertical position (camera y of the translation) is a parameter.
+    pub optimise_vertical: bool,
     /// Whether the depth (camera z of the translation) is a parameter.
     pub optimise_depth: bool,
     /// Whether ln scale is a parameter (otherwise it stays as it is).
@@ -48,6 +50,7 @@ impl Default for SolveConfig {
             iterations: 8,
             huber_px: 1.5,
             damping: 1e-2,
+            optimise_vertical: true,
             optimise_depth: true,
             optimise_scale: false,
             max_turn_deg: 20.0,
@@ -97,7 +100,10 @@ pub fn solve(
             usable.len()
         )));
     }
-    let mut active: Vec<usize> = vec![0, 1, 2];
+    let mut active: Vec<usize> = vec![0, 1];
+    if config.optimise_vertical {
+        active.push(2);
+    }
     if config.optimise_depth {
         active.push(3);
     }
