@@ -127,14 +127,6 @@ impl MonoLabeler {
         view: &MonoView,
         state: &mut MonoState,
     ) -> Result<()> {
-        let size = refiner.input_size();
-        let window = css::data::crop_window(&det.bbox, 0.15);
-        let k = view.intrinsics;
-        let camera = CropCamera::new(&k.cropped(&window, size, size), size, size);
-        let input = refine::CropInput {
-            camera,
-            rgb: refine::data::crop_rgb(&frame.image, &window, size),
-        };
         let surface = extract_surface(
             &self.prior.decoder,
             &state.latent,
@@ -142,24 +134,24 @@ impl MonoLabeler {
             false,
         )?;
         let surfels = refine::data::nocs_surfels(&surface.points, &surface.normals);
-        let out = refiner
-            .refine(&input, &surfels, &state.pose(view))
-            .map_err(|e| PipelineError::InvalidInput(format!("refinement: {e}")))?;
-        let t = out.pose.translation_m.cast::<f64>();
-        if !(t.z > 1.0 && t.iter().all(|v| v.is_finite())) {
-            return Err(PipelineError::InvalidInput(format!(
-                "refinement left the camera's view: {t:?}"
-            )));
-        }
+        let k = view.intrinsics;
+        let refined = crate::labeler::refine_in_crop(
+            refiner,
+            &frame.image,
+            &k,
+            &det.bbox,
+            &surfels,
+            &state.pose(view),
+        )?;
+        let t = refined.translation_m.cast::<f64>();
         let (u, v) = (k.fx * t.x / t.z + k.cx, k.fy * t.y / t.z + k.cy);
         let b = &view.bbox;
-        state.yaw_rad = refine::geometry::yaw_of(&out.pose);
+        state.yaw_rad = refine::geometry::yaw_of(&refined);
         state.offset_box = [
             (u - (b.left + b.right) / 2.0) / b.width(),
             (v - (b.top + b.bottom) / 2.0) / b.height(),
         ];
         state.log_depth = t.z.ln();
-        tracing::debug!(rounds = ?out.rounds, "pose refined");
         Ok(())
     }
 
