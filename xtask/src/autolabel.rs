@@ -108,6 +108,18 @@ fn weights_path(p: &Path) -> PathBuf {
     }
 }
 
+/// The learned refinement when the config enables it.
+fn load_refiner(config: &AutolabelConfig) -> anyhow::Result<Option<refine::Refiner>> {
+    if !config.refine.enabled {
+        return Ok(None);
+    }
+    let path = weights_path(Path::new(&config.refine.weights));
+    let refiner = refine::Refiner::load(&path, config.refine.clone())
+        .with_context(|| format!("loading the refinement network {}", path.display()))?;
+    tracing::info!("poses refined by {} after each fit", path.display());
+    Ok(Some(refiner))
+}
+
 /// The embedded default dataset: generated on first use, reused after.
 fn default_dataset(frames: usize) -> anyhow::Result<PathBuf> {
     let out = crate::root().join("data/synthetic-val");
@@ -180,7 +192,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Method::Sdf => {
             let prior = deepsdf::ShapePrior::load(&weights_path(&config.weights.deepsdf))?;
             let css = css::CssModel::load(&weights_path(&config.weights.css))?;
-            Box::new(SdfLabeler::new(config.clone(), prior, css)?)
+            let labeler = SdfLabeler::new(config.clone(), prior, css)?;
+            match load_refiner(&config)? {
+                Some(refiner) => Box::new(labeler.with_refiner(refiner)),
+                None => Box::new(labeler),
+            }
         }
         Method::Geometry => Box::new(GeometryLabeler::new(config.clone())),
         Method::Mono => {
@@ -188,7 +204,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let atlas = deepsdf::texture::MaterialAtlas::load(&weights_path(&config.weights.texture))?;
             let depth = depth::open(&dataset.split_dir(Split::Training), &config.depth)?;
             tracing::info!("monocular mode: depth from {}", depth.name());
-            Box::new(MonoLabeler::new(config.clone(), prior, atlas, depth)?)
+            let labeler = MonoLabeler::new(config.clone(), prior, atlas, depth)?;
+            match load_refiner(&config)? {
+                Some(refiner) => Box::new(labeler.with_refiner(refiner)),
+                None => Box::new(labeler),
+            }
         }
     };
     tracing::info!(

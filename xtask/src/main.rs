@@ -7,6 +7,7 @@ mod curriculum;
 mod draw;
 mod eval;
 mod eval_css;
+mod eval_refine;
 mod eval_sdf;
 mod gen_data;
 mod gen_eval_set;
@@ -14,6 +15,7 @@ mod make_detections;
 mod plot;
 mod show_frame;
 mod train_css;
+mod train_refine;
 mod train_sdf;
 mod train_texture;
 
@@ -58,6 +60,12 @@ enum Command {
     /// The self-improving loop: autolabel unlabelled target-domain frames, accept verified labels
     /// easy to hard, fine-tune the CSS network on them, round after round → <out>/rounds.json.
     Curriculum(curriculum::Args),
+    /// Trains the learned refinement's correspondence network on synthetic crops →
+    /// data/weights/refine.safetensors.
+    TrainRefine(train_refine::Args),
+    /// Evaluates the learned refinement on held-out synthetic cars from perturbed starts, against the
+    /// hand-crafted render-and-compare refinement: rotation and translation errors before and after.
+    EvalRefine(eval_refine::Args),
     /// Fits the monocular mode's material atlas on the car library → data/weights/texture.json.
     TrainTexture(train_texture::Args),
 }
@@ -104,5 +112,7 @@ fn main() -> anyhow::Result<()> {
         Command::EvalCss(args) => eval_css::run(args),
         Command::Curriculum(args) => curriculum::run(args),
         Command::TrainTexture(args) => train_texture::run(args),
+        Command::TrainRefine(args) => train_refine::run(args),
+        Command::EvalRefine(args) => eval_refine::run(args),
     }
 }

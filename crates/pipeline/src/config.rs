@@ -171,6 +171,8 @@ pub struct AutolabelConfig {
     pub mono: optim::mono::MonoConfig,
     /// The monocular mode's depth maps (`method = "mono"`).
     pub depth: depth::DepthConfig,
+    /// The learned refinement after the monocular fit (`refine.enabled`; off by default).
+    pub refine: refine::RefineConfig,
 }
 
 impl Default for AutolabelConfig {
@@ -188,6 +190,7 @@ impl Default for AutolabelConfig {
             output: OutputConfig::default(),
             mono: optim::mono::MonoConfig::default(),
             depth: depth::DepthConfig::default(),
+            refine: refine::RefineConfig::default(),
         }
     }
 }

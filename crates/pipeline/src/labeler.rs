@@ -381,6 +381,36 @@ pub struct SdfLabeler {
     prior: ShapePrior,
     css: CssModel,
     mean_latent: Vec<f32>,
+    refiner: Option<refine::Refiner>,
+}
+
+/// `pose` (camera frame) of the shape `surface_latent` refined by `refiner` against the square crop
+/// around `bbox` (the training crops' window) of `image`.
+pub(crate) fn refine_in_crop(
+    refiner: &refine::Refiner,
+    image: &image::RgbImage,
+    k: &Intrinsics,
+    bbox: &geom::Box2d,
+    surfels: &Surfels,
+    pose: &render::Pose,
+) -> Result<render::Pose> {
+    let size = refiner.input_size();
+    let window = css::data::crop_window(bbox, 0.15);
+    let input = refine::CropInput {
+        camera: CropCamera::new(&k.cropped(&window, size, size), size, size),
+        rgb: refine::data::crop_rgb(image, &window, size),
+    };
+    let out = refiner
+        .refine(&input, surfels, pose)
+        .map_err(|e| PipelineError::InvalidInput(format!("refinement: {e}")))?;
+    let t = out.pose.translation_m;
+    if !(t.z > 1.0 && t.iter().all(|v| v.is_finite())) {
+        return Err(PipelineError::InvalidInput(format!(
+            "refinement left the camera's view: {t:?}"
+        )));
+    }
+    tracing::debug!(rounds = ?out.rounds, "pose refined");
+    Ok(out.pose)
 }
 
 impl SdfLabeler {
@@ -399,7 +429,45 @@ impl SdfLabeler {
             prior,
             css,
             mean_latent,
+            refiner: None,
         })
+    }
+
+    /// The labeler with the learned refinement after every fit (camera-frame yaw and translation
+    /// refined against the detection's crop; load it from `config.refine.weights` when
+    /// `config.refine.enabled`).
+    pub fn with_refiner(mut self, refiner: refine::Refiner) -> Self {
+        self.refiner = Some(refiner);
+        self
+    }
+
+    /// `fit`'s state refined by the learned refinement (yaw about the ground normal read back from
+    /// the refined heading).
+    fn refine_fit(
+        &self,
+        refiner: &refine::Refiner,
+        frame: &FrameInput,
+        det: &Detection,
+        fit: &mut Fit,
+        ground: &GroundPlane,
+    ) -> Result<()> {
+        let (k, cam_from_rect) = Intrinsics::from_projection(&frame.calib.image_from_rect(Camera::Cam2));
+        let shape = extract_surface(
+            &self.prior.decoder,
+            &fit.state.latent,
+            &self.config.optim.surface,
+            false,
+        )?;
+        let surfels = refine::data::nocs_surfels(&shape.points, &shape.normals);
+        let pose = render::Pose {
+            rotation: fit.state.rotation(ground).cast(),
+            translation_m: (fit.state.translation_rect_m + cam_from_rect).cast(),
+            scale: fit.state.scale as f32,
+        };
+        let refined = refine_in_crop(refiner, &frame.image, &k, &det.bbox, &surfels, &pose)?;
+        fit.state.yaw_rad = ObjectState::yaw_of(&refined.rotation.cast(), ground);
+        fit.state.translation_rect_m = refined.translation_m.cast::<f64>() - cam_from_rect;
+        Ok(())
     }
 
     /// The first pose: NOCS ↔ LIDAR RANSAC, or the geometric box.
@@ -606,9 +674,17 @@ impl SdfLabeler {
         } else {
             self.config.optim.yaw_start_offsets()
         };
-        let fit = timer.time("optim", || {
+        let mut fit = timer.time("optim", || {
             optimiser.fit_decoded(&observation, &init, &offsets, shape)
         })?;
+        if let Some(refiner) = &self.refiner {
+            let ground = scene.ground_rect;
+            if let Err(e) = timer.time("refine", || {
+                self.refine_fit(refiner, frame, det, &mut fit, &ground)
+            }) {
+                tracing::warn!("refinement failed, the fit is kept: {e}");
+            }
+        }
         let ShapeBox {
             box3d,
             surface_rect,

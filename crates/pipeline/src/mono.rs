@@ -6,8 +6,10 @@
 //! the longer side: image colour bilinear, mask as the covered fraction of 3 × 3 sub-samples, the
 //! box itself when the detection has no mask, depth at the nearest pixel), the start of
 //! [`optim::mono::MonoOptimiser::initial_state`] (centroid behind the mask's median depth), the
-//! fit, the tight upright box of the fitted shape on a level road, and the confidence
-//! (`confidence.model = "mono_dr"` in `configs/mono.toml`: MonoDR's c3D).
+//! fit, optionally the learned refinement of its pose ([`refine`], `refine.enabled`: a square crop
+//! around the detection box at the network's input size, the fitted shape's surface, yaw and
+//! translation refined, scale kept), the tight upright box of the fitted shape on a level road,
+//! and the confidence (`confidence.model = "mono_dr"` in `configs/mono.toml`: MonoDR's c3D).
 
 use crate::config::AutolabelConfig;
 use crate::error::{PipelineError, Result};
@@ -23,7 +25,7 @@ use image::RgbImage;
 use nalgebra::{Point3, Vector3};
 use optim::GroundPlane;
 use optim::confidence::{Evidence, confidence};
-use optim::mono::{MonoOptimiser, MonoView};
+use optim::mono::{MonoOptimiser, MonoState, MonoView};
 use render::CropCamera;
 use std::time::Instant;
 
@@ -41,6 +43,7 @@ pub struct MonoLabeler {
     mean_latent: Vec<f32>,
     start_latent: Vec<f32>,
     mean_extent_m: [f64; 3],
+    refiner: Option<refine::Refiner>,
 }
 
 impl MonoLabeler {
@@ -103,7 +106,53 @@ impl MonoLabeler {
             mean_latent,
             start_latent,
             mean_extent_m,
+            refiner: None,
         })
+    }
+
+    /// The labeler with the learned refinement after every fit (load it from
+    /// `config.refine.weights` when `config.refine.enabled`).
+    pub fn with_refiner(mut self, refiner: refine::Refiner) -> Self {
+        self.refiner = Some(refiner);
+        self
+    }
+
+    /// `state`'s pose refined against the detection's square crop: yaw, offset and depth are
+    /// replaced, scale and shape kept.
+    fn refine_state(
+        &self,
+        refiner: &refine::Refiner,
+        frame: &FrameInput,
+        det: &Detection,
+        view: &MonoView,
+        state: &mut MonoState,
+    ) -> Result<()> {
+        let surface = extract_surface(
+            &self.prior.decoder,
+            &state.latent,
+            &self.config.mono.surface,
+            false,
+        )?;
+        let surfels = refine::data::nocs_surfels(&surface.points, &surface.normals);
+        let k = view.intrinsics;
+        let refined = crate::labeler::refine_in_crop(
+            refiner,
+            &frame.image,
+            &k,
+            &det.bbox,
+            &surfels,
+            &state.pose(view),
+        )?;
+        let t = refined.translation_m.cast::<f64>();
+        let (u, v) = (k.fx * t.x / t.z + k.cx, k.fy * t.y / t.z + k.cy);
+        let b = &view.bbox;
+        state.yaw_rad = refine::geometry::yaw_of(&refined);
+        state.offset_box = [
+            (u - (b.left + b.right) / 2.0) / b.width(),
+            (v - (b.top + b.bottom) / 2.0) / b.height(),
+        ];
+        state.log_depth = t.z.ln();
+        Ok(())
     }
 
     /// The mean car's extent along canonical x (width), y (height), z (length), m.
@@ -197,7 +246,16 @@ impl MonoLabeler {
         let mut init = optimiser.initial_state(&view, self.config.optim.scale_prior, 0.0, FALLBACK_DEPTH_M);
         init.latent.clone_from(&self.start_latent);
         let seed = self.config.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let fit = timer.time("optim", || optimiser.fit(&view, &init, seed))?;
+        let mut fit = timer.time("optim", || optimiser.fit(&view, &init, seed))?;
+        if let Some(refiner) = &self.refiner {
+            let mut refined = fit.state.clone();
+            match timer.time("refine", || {
+                self.refine_state(refiner, frame, det, &view, &mut refined)
+            }) {
+                Ok(()) => fit.state = refined,
+                Err(e) => tracing::warn!("refinement failed, the fit is kept: {e}"),
+            }
+        }
         let ground = GroundPlane::level(CAMERA_HEIGHT_M);
         let state = fit.state.to_object_state(&view);
         let (box3d, surface_rect, nocs) = timer.time("box", || -> Result<_> {

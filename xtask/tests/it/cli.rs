@@ -741,3 +741,71 @@ fn curriculum_runs_two_tiny_rounds_and_labels_each_with_the_last_network() {
     assert_eq!(std::fs::read(out_dir.join("round_2/round.json")).unwrap(), before);
     assert!(String::from_utf8_lossy(&again.stderr).contains("already done"));
 }
+
+/// `train-refine` on a handful of frames writes weights, a loss curve and a checkpoint that a longer
+/// run resumes from; `eval-refine` scores those weights on frames of another seed.
+#[test]
+fn train_refine_resumes_and_eval_refine_reports_every_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("refine.safetensors");
+    let train = |steps: &str| {
+        let output = xtask()
+            .args(["train-refine", "--frames", "6", "--steps", steps, "--out"])
+            .arg(&weights)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    train("2");
+    assert!(weights.is_file());
+    assert!(dir.path().join("refine_loss.png").is_file());
+    assert!(dir.path().join("refine.ckpt.safetensors").is_file());
+    // The same settings again: the run resumes from the checkpoint (which is already done).
+    let log = train("2");
+    assert!(log.contains("resuming from"), "{log}");
+
+    let json = dir.path().join("eval.json");
+    let output = xtask()
+        .args([
+            "eval-refine",
+            "--frames",
+            "4",
+            "--seed",
+            "77",
+            "--baseline-iterations",
+            "5",
+            "--json",
+            "--weights",
+        ])
+        .arg(&weights)
+        .arg("--out")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = report["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{report}");
+    for row in rows {
+        assert!(row["objects"].as_u64().unwrap() > 0, "{row}");
+        assert!(row["median_rotation_deg"].as_f64().unwrap().is_finite(), "{row}");
+    }
+    // The start's rotation error comes from the documented ±25° yaw.
+    assert!(rows[0]["median_rotation_deg"].as_f64().unwrap() <= 25.0);
+    // The training seed's frames are refused.
+    let output = xtask()
+        .args(["eval-refine", "--seed", "11", "--weights"])
+        .arg(&weights)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+}

@@ -79,6 +79,11 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
         // Depth maps for the monocular mode (PNG files, projected LIDAR).
         ("depth", &["geom", "kitti"][..]),
         ("optim", &["geom", "deepsdf", "render"][..]),
+        // Learned refinement: crops from `sim` frames, conv blocks and crop helpers of `css`.
+        (
+            "refine",
+            &["geom", "kitti", "sim", "deepsdf", "render", "css"][..],
+        ),
         (
             "pipeline",
             // `sim`: OBJ writing and the end-to-end tests' frames (never its ground truth).
@@ -93,6 +98,7 @@ fn allowed_dependencies() -> BTreeMap<&'static str, &'static [&'static str]> {
                 "pose",
                 "optim",
                 "depth",
+                "refine",
             ][..],
         ),
         (
