@@ -144,8 +144,10 @@ pub fn losses(out: &CssOutput, batch: &Batch, config: &TrainConfig) -> Result<(T
     Ok((total, numbers))
 }
 
-/// Adam over named variables (state in name order, so it can be checkpointed).
-struct Adam {
+/// Adam over a network's named variables, with its state as named tensors so that it can be
+/// checkpointed with the weights (`adam.m.<name>`, `adam.v.<name>`). Used by every network the
+/// project trains with candle (CSS, the refinement network).
+pub struct Adam {
     vars: Vec<(String, Var)>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
@@ -157,7 +159,8 @@ const BETA2: f64 = 0.999;
 const EPS: f64 = 1e-8;
 
 impl Adam {
-    fn new(varmap: &VarMap) -> Result<Self> {
+    /// Zero moments for every variable of `varmap`, in name order.
+    pub fn new(varmap: &VarMap) -> Result<Self> {
         let vars: Vec<(String, Var)> = sorted_vars(varmap)?.into_iter().collect();
         let zeros = |v: &Var| v.as_tensor().zeros_like();
         Ok(Adam {
@@ -174,7 +177,8 @@ impl Adam {
         })
     }
 
-    fn step(&mut self, loss: &Tensor, lr: f64) -> Result<()> {
+    /// One step on `loss`'s gradients (β = (0.9, 0.999), ε = 1e-8) with learning rate `lr`.
+    pub fn step(&mut self, loss: &Tensor, lr: f64) -> Result<()> {
         let grads = loss.backward()?;
         self.t += 1;
         let (b1t, b2t) = (1.0 - BETA1.powi(self.t as i32), 1.0 - BETA2.powi(self.t as i32));
@@ -190,7 +194,8 @@ impl Adam {
         Ok(())
     }
 
-    fn state(&self) -> BTreeMap<String, Tensor> {
+    /// The moments as named tensors, to be saved beside the weights.
+    pub fn state(&self) -> BTreeMap<String, Tensor> {
         let mut out = BTreeMap::new();
         for (k, (name, _)) in self.vars.iter().enumerate() {
             out.insert(format!("adam.m.{name}"), self.m[k].clone());
@@ -199,7 +204,8 @@ impl Adam {
         out
     }
 
-    fn restore(&mut self, tensors: &BTreeMap<String, Tensor>, t: usize) -> Result<()> {
+    /// Restores the moments saved by [`Adam::state`] (missing ones stay zero) and the step count.
+    pub fn restore(&mut self, tensors: &BTreeMap<String, Tensor>, t: usize) -> Result<()> {
         for (k, (name, _)) in self.vars.iter().enumerate() {
             if let (Some(m), Some(v)) = (
                 tensors.get(&format!("adam.m.{name}")),

@@ -4,6 +4,7 @@ use crate::error::{CssError, Result};
 use crate::model::{CssNet, ModelConfig};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -32,9 +33,32 @@ fn weights_err(path: &Path, message: impl Into<String>) -> CssError {
 /// Writes `tensors` and `meta` to `path` atomically (temporary file, then rename). Names are
 /// written in sorted order and the metadata under one key, so equal inputs give equal bytes.
 pub fn save_tensors(path: &Path, tensors: &BTreeMap<String, Tensor>, meta: &Metadata) -> Result<()> {
+    save_with_metadata(path, tensors, meta)
+}
+
+/// Reads every tensor and the metadata of `path`.
+pub fn load_tensors(path: &Path, device: &Device) -> Result<(BTreeMap<String, Tensor>, Metadata)> {
+    let (tensors, meta): (_, Metadata) = load_with_metadata(path, device, "CSS")?;
+    if meta.format != FORMAT {
+        return Err(weights_err(
+            path,
+            format!("format {} is not {FORMAT}", meta.format),
+        ));
+    }
+    Ok((tensors, meta))
+}
+
+/// The weight-file format of every network of the project (CSS, the refinement network): f32
+/// tensors in safetensors, and `meta` (any serialisable record) as JSON under the one metadata key
+/// `autolabel`. Written atomically (temporary file, then rename), names in sorted order, so equal
+/// inputs give equal bytes.
+pub fn save_with_metadata<M: Serialize>(
+    path: &Path,
+    tensors: &BTreeMap<String, Tensor>,
+    meta: &M,
+) -> Result<()> {
     let json = serde_json::to_string(meta).map_err(|e| weights_err(path, e.to_string()))?;
-    let mut info = HashMap::new();
-    info.insert("autolabel".to_owned(), json);
+    let info = HashMap::from([("autolabel".to_owned(), json)]);
     let data: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
         .map(|(k, t)| {
@@ -55,8 +79,13 @@ pub fn save_tensors(path: &Path, tensors: &BTreeMap<String, Tensor>, meta: &Meta
     kitti::io::write_atomic(path, &bytes).map_err(|e| weights_err(path, e.to_string()))
 }
 
-/// Reads every tensor and the metadata of `path`.
-pub fn load_tensors(path: &Path, device: &Device) -> Result<(BTreeMap<String, Tensor>, Metadata)> {
+/// Reads a file of [`save_with_metadata`]: every tensor and the metadata as `M`. `kind` names
+/// the network in the error for a file without our metadata ("not a {kind} weights file").
+pub fn load_with_metadata<M: DeserializeOwned>(
+    path: &Path,
+    device: &Device,
+    kind: &str,
+) -> Result<(BTreeMap<String, Tensor>, M)> {
     let bytes = std::fs::read(path).map_err(|e| weights_err(path, e.to_string()))?;
     let (_, header) =
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| weights_err(path, e.to_string()))?;
@@ -64,14 +93,14 @@ pub fn load_tensors(path: &Path, device: &Device) -> Result<(BTreeMap<String, Te
         .metadata()
         .as_ref()
         .and_then(|m| m.get("autolabel"))
-        .ok_or_else(|| weights_err(path, "no `autolabel` metadata: not a CSS weights file"))?;
-    let meta: Metadata = serde_json::from_str(json).map_err(|e| weights_err(path, e.to_string()))?;
-    if meta.format != FORMAT {
-        return Err(weights_err(
-            path,
-            format!("format {} is not {FORMAT}", meta.format),
-        ));
-    }
+        .ok_or_else(|| {
+            weights_err(
+                path,
+                format!("no `autolabel` metadata: not a {kind} weights file"),
+            )
+        })?;
+    let meta: M = serde_json::from_str(json)
+        .map_err(|e| weights_err(path, format!("not a {kind} weights file: {e}")))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| weights_err(path, e.to_string()))?;
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {

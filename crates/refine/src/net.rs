@@ -13,7 +13,7 @@ use candle_nn::{GroupNorm, VarBuilder, VarMap};
 use css::conv::Conv;
 use css::model::{seeded_init, sorted_vars, upsample2x};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The network predicts the field divided by this, crop px (keeps its outputs near unit size).
@@ -226,62 +226,20 @@ pub fn variables(varmap: &VarMap) -> Result<BTreeMap<String, Tensor>> {
         .collect())
 }
 
-/// Writes `tensors` and `meta` to `path` atomically, names in sorted order.
+/// Writes `tensors` and `meta` to `path` atomically, names in sorted order (the project's weight
+/// file format, [`css::weights::save_with_metadata`]).
 pub fn save_tensors(path: &Path, tensors: &BTreeMap<String, Tensor>, meta: &Metadata) -> Result<()> {
-    let json = serde_json::to_string(meta).map_err(|e| weights_err(path, e.to_string()))?;
-    let info = HashMap::from([("autolabel".to_owned(), json)]);
-    let data: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-        .iter()
-        .map(|(k, t)| {
-            let v: Vec<f32> = t.flatten_all()?.to_vec1()?;
-            Ok((
-                k.clone(),
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                t.dims().to_vec(),
-            ))
-        })
-        .collect::<Result<_>>()?;
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
-        .iter()
-        .map(|(k, b, dims)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims.clone(), b)
-                .map(|v| (k.clone(), v))
-                .map_err(|e| weights_err(path, e.to_string()))
-        })
-        .collect::<Result<_>>()?;
-    let bytes = safetensors::serialize(views, Some(info)).map_err(|e| weights_err(path, e.to_string()))?;
-    kitti::io::write_atomic(path, &bytes).map_err(|e| weights_err(path, e.to_string()))
+    Ok(css::weights::save_with_metadata(path, tensors, meta)?)
 }
 
 /// Reads every tensor and the metadata of `path`.
 pub fn load_tensors(path: &Path, device: &Device) -> Result<(BTreeMap<String, Tensor>, Metadata)> {
-    let bytes = std::fs::read(path).map_err(|e| weights_err(path, e.to_string()))?;
-    let (_, header) =
-        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| weights_err(path, e.to_string()))?;
-    let json = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("autolabel"))
-        .ok_or_else(|| weights_err(path, "no `autolabel` metadata: not a refinement weights file"))?;
-    let meta: Metadata = serde_json::from_str(json).map_err(|e| weights_err(path, e.to_string()))?;
+    let (tensors, meta): (_, Metadata) = css::weights::load_with_metadata(path, device, "refinement")?;
     if meta.format != FORMAT {
         return Err(weights_err(
             path,
             format!("format {} is not {FORMAT}", meta.format),
         ));
-    }
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| weights_err(path, e.to_string()))?;
-    let mut tensors = BTreeMap::new();
-    for (name, view) in st.tensors() {
-        if view.dtype() != safetensors::Dtype::F32 {
-            return Err(weights_err(path, format!("{name} is not f32")));
-        }
-        let v: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        tensors.insert(name.clone(), Tensor::from_vec(v, view.shape().to_vec(), device)?);
     }
     Ok((tensors, meta))
 }

@@ -10,9 +10,9 @@ use crate::net::{
     FIELD_SCALE_PX, FORMAT, Metadata, NetConfig, NetOutput, RefineNet, build, load_tensors, network_from,
     save_tensors, variables,
 };
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
-use css::model::sorted_vars;
+use css::train::Adam;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 use render::{RenderConfig, Surfels};
@@ -153,74 +153,6 @@ pub fn losses(out: &NetOutput, batch: &Batch, config: &TrainConfig) -> Result<(T
     Ok((total, numbers))
 }
 
-/// Adam over named variables (state in name order, so it can be checkpointed).
-struct Adam {
-    vars: Vec<(String, Var)>,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
-    t: usize,
-}
-
-impl Adam {
-    const BETA1: f64 = 0.9;
-    const BETA2: f64 = 0.999;
-    const EPS: f64 = 1e-8;
-
-    fn new(varmap: &VarMap) -> Result<Self> {
-        let vars: Vec<(String, Var)> = sorted_vars(varmap)?.into_iter().collect();
-        let zeros = || -> Result<Vec<Tensor>> {
-            vars.iter()
-                .map(|(_, v)| Ok(v.as_tensor().zeros_like()?))
-                .collect()
-        };
-        Ok(Adam {
-            m: zeros()?,
-            v: zeros()?,
-            vars,
-            t: 0,
-        })
-    }
-
-    fn step(&mut self, loss: &Tensor, lr: f64) -> Result<()> {
-        let grads = loss.backward()?;
-        self.t += 1;
-        let b1t = 1.0 - Self::BETA1.powi(self.t as i32);
-        let b2t = 1.0 - Self::BETA2.powi(self.t as i32);
-        for (k, (_, var)) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(var.as_tensor()) else {
-                continue;
-            };
-            self.m[k] = ((&self.m[k] * Self::BETA1)? + (g * (1.0 - Self::BETA1))?)?;
-            self.v[k] = ((&self.v[k] * Self::BETA2)? + (g.sqr()? * (1.0 - Self::BETA2))?)?;
-            let update = ((&self.m[k] / b1t)? / ((&self.v[k] / b2t)?.sqrt()? + Self::EPS)?)?;
-            var.set(&(var.as_tensor() - (update * lr)?)?)?;
-        }
-        Ok(())
-    }
-
-    fn state(&self) -> BTreeMap<String, Tensor> {
-        let mut out = BTreeMap::new();
-        for (k, (name, _)) in self.vars.iter().enumerate() {
-            out.insert(format!("adam.m.{name}"), self.m[k].clone());
-            out.insert(format!("adam.v.{name}"), self.v[k].clone());
-        }
-        out
-    }
-
-    fn restore(&mut self, tensors: &BTreeMap<String, Tensor>, t: usize) {
-        for (k, (name, _)) in self.vars.iter().enumerate() {
-            if let (Some(m), Some(v)) = (
-                tensors.get(&format!("adam.m.{name}")),
-                tensors.get(&format!("adam.v.{name}")),
-            ) {
-                self.m[k] = m.clone();
-                self.v[k] = v.clone();
-            }
-        }
-        self.t = t;
-    }
-}
-
 /// The samples of step `step`: `batch_size` crops and perturbations drawn from the step's own seed.
 pub fn step_samples(
     crops: &[RefineCrop],
@@ -335,7 +267,7 @@ pub fn train(
     }
     let mut adam = Adam::new(&varmap)?;
     if let Some(t) = &restored {
-        adam.restore(t, start);
+        adam.restore(t, start)?;
     }
     let (s, t) = (net_config.input_size, net_config.output_size());
     let began = std::time::Instant::now();
