@@ -125,6 +125,24 @@ pub fn variables(varmap: &VarMap) -> Result<BTreeMap<String, Tensor>> {
         .collect())
 }
 
+/// Sets every variable of `varmap` to its tensor in `tensors` (each must be present, with the
+/// variable's shape); `path` names the weights file in the errors.
+pub fn assign(varmap: &VarMap, tensors: &BTreeMap<String, Tensor>, path: &Path) -> Result<()> {
+    for (name, var) in crate::model::sorted_vars(varmap)? {
+        let t = tensors
+            .get(&name)
+            .ok_or_else(|| weights_err(path, format!("missing tensor {name}")))?;
+        if t.dims() != var.dims() {
+            return Err(weights_err(
+                path,
+                format!("{name}: shape {:?}, expected {:?}", t.dims(), var.dims()),
+            ));
+        }
+        var.set(t)?;
+    }
+    Ok(())
+}
+
 /// Builds a network from `tensors` (every variable must be present with its shape).
 pub fn network_from(
     config: &ModelConfig,
@@ -135,23 +153,7 @@ pub fn network_from(
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let net = CssNet::new(config, vb)?;
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| CssError::InvalidInput("variable map lock poisoned".into()))?;
-    for (name, var) in data.iter() {
-        let t = tensors
-            .get(name)
-            .ok_or_else(|| weights_err(path, format!("missing tensor {name}")))?;
-        if t.dims() != var.dims() {
-            return Err(weights_err(
-                path,
-                format!("{name}: shape {:?}, expected {:?}", t.dims(), var.dims()),
-            ));
-        }
-        var.set(t)?;
-    }
-    drop(data);
+    assign(&varmap, tensors, path)?;
     Ok((net, varmap))
 }
 

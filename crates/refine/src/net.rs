@@ -11,7 +11,7 @@ use crate::field::RENDER_CHANNELS;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{GroupNorm, VarBuilder, VarMap};
 use css::conv::Conv;
-use css::model::{seeded_init, sorted_vars, upsample2x};
+use css::model::{seeded_init, upsample2x};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -220,10 +220,7 @@ fn weights_err(path: &Path, message: impl Into<String>) -> RefineError {
 
 /// The variables of `varmap` by name.
 pub fn variables(varmap: &VarMap) -> Result<BTreeMap<String, Tensor>> {
-    Ok(sorted_vars(varmap)?
-        .into_iter()
-        .map(|(k, v)| (k, v.as_tensor().clone()))
-        .collect())
+    Ok(css::weights::variables(varmap)?)
 }
 
 /// Writes `tensors` and `meta` to `path` atomically, names in sorted order (the project's weight
@@ -255,18 +252,7 @@ pub fn network_from(
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let net = RefineNet::new(config, vb)?;
-    for (name, var) in sorted_vars(&varmap)? {
-        let t = tensors
-            .get(&name)
-            .ok_or_else(|| weights_err(path, format!("missing tensor {name}")))?;
-        if t.dims() != var.dims() {
-            return Err(weights_err(
-                path,
-                format!("{name}: shape {:?}, expected {:?}", t.dims(), var.dims()),
-            ));
-        }
-        var.set(t)?;
-    }
+    css::weights::assign(&varmap, tensors, path)?;
     Ok((net, varmap))
 }
 
