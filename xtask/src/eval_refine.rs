@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use deepsdf::ShapePrior;
 use deepsdf::texture::MaterialAtlas;
 use optim::mono::{MonoConfig, MonoOptimiser, MonoView, MonoWeights};
+use pipeline::run::median;
 use rand::{SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 use refine::data::{DataConfig, RefineCrop, generate_crops, shapes_of};
@@ -74,19 +75,6 @@ pub struct Summary {
     pub seconds_per_object: f64,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// (rotation °, translation m, lateral m) of `pose` against `truth`.
 fn errors(pose: &Pose, truth: &Pose) -> (f64, f64, f64) {
     let d = (pose.translation_m - truth.translation_m).cast::<f64>();
@@ -100,13 +88,13 @@ fn errors(pose: &Pose, truth: &Pose) -> (f64, f64, f64) {
 fn summarise(method: &str, errs: &[(f64, f64, f64)], start_median_rot: f64, seconds: f64) -> Summary {
     let n = errs.len().max(1) as f64;
     let acc = |deg: f64, m: f64| errs.iter().filter(|e| e.0 < deg && e.1 < m).count() as f64 / n;
-    let rot = median(errs.iter().map(|e| e.0).collect());
+    let rot = median(&errs.iter().map(|e| e.0).collect::<Vec<_>>());
     Summary {
         method: method.into(),
         objects: errs.len(),
         median_rotation_deg: rot,
-        median_translation_m: median(errs.iter().map(|e| e.1).collect()),
-        median_lateral_m: median(errs.iter().map(|e| e.2).collect()),
+        median_translation_m: median(&errs.iter().map(|e| e.1).collect::<Vec<_>>()),
+        median_lateral_m: median(&errs.iter().map(|e| e.2).collect::<Vec<_>>()),
         accuracy_5deg_10cm: acc(5.0, 0.1),
         accuracy_15deg_30cm: acc(15.0, 0.3),
         median_rotation_reduction: 1.0 - rot / start_median_rot,
@@ -295,7 +283,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .collect()
     };
     let (e0, e1, e2, e3) = (err(&starts), err(&learned), err(&baseline), err(&both));
-    let start_rot = median(e0.iter().map(|e| e.0).collect());
+    let start_rot = median(&e0.iter().map(|e| e.0).collect::<Vec<_>>());
     let mut rows = vec![
         summarise("start (perturbed)", &e0, start_rot, 0.0),
         summarise("learned (GCF)", &e1, start_rot, learned_s),

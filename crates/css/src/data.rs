@@ -147,6 +147,23 @@ pub fn crop_to_image(window: &Box2d, size: usize, i: f64, j: f64) -> (f64, f64) 
     )
 }
 
+/// The crop `window` of `image` resampled to `size × size` (bilinear, pixel centres as
+/// [`crop_to_image`]), planar RGB in [0, 1]: the networks' image input.
+pub fn planar_rgb(image: &RgbImage, window: &Box2d, size: usize) -> Vec<f32> {
+    let n = size * size;
+    let mut planar = vec![0.0f32; 3 * n];
+    for j in 0..size {
+        for i in 0..size {
+            let (u, v) = crop_to_image(window, size, i as f64, j as f64);
+            let rgb = sample_rgb(image, u, v);
+            for k in 0..3 {
+                planar[k * n + j * size + i] = rgb[k] / 255.0;
+            }
+        }
+    }
+    planar
+}
+
 /// Bilinear RGB sample (0 outside the image).
 pub fn sample_rgb(image: &RgbImage, u: f64, v: f64) -> [f32; 3] {
     let (w, h) = (i64::from(image.width()), i64::from(image.height()));

@@ -1,7 +1,7 @@
 //! Inference: image + 2D boxes (+ optional instance masks) → per crop NOCS, mask probability and
 //! shape latent, in batches.
 
-use crate::data::{BOX_FEATURES, BoxRays, box_features, crop_to_image, crop_window, sample_rgb};
+use crate::data::{BOX_FEATURES, BoxRays, box_features, crop_to_image, crop_window, planar_rgb};
 use crate::error::{CssError, Result};
 use crate::model::CssNet;
 use crate::weights::{Metadata, load};
@@ -103,16 +103,7 @@ impl CssModel {
     pub fn crop_input(&self, image: &RgbImage, bbox: &Box2d) -> (Box2d, Vec<f32>) {
         let s = self.input_size();
         let window = crop_window(bbox, self.margin());
-        let mut planar = vec![0.0f32; 3 * s * s];
-        for j in 0..s {
-            for i in 0..s {
-                let (u, v) = crop_to_image(&window, s, i as f64, j as f64);
-                let rgb = sample_rgb(image, u, v);
-                for k in 0..3 {
-                    planar[k * s * s + j * s + i] = rgb[k] / 255.0;
-                }
-            }
-        }
+        let planar = planar_rgb(image, &window, s);
         (window, planar)
     }
 

@@ -171,7 +171,8 @@ pub struct AutolabelConfig {
     pub mono: optim::mono::MonoConfig,
     /// The monocular mode's depth maps (`method = "mono"`).
     pub depth: depth::DepthConfig,
-    /// The learned refinement after the monocular fit (`refine.enabled`; off by default).
+    /// The learned refinement after the LIDAR or the monocular fit (`refine.enabled`; off by
+    /// default).
     pub refine: refine::RefineConfig,
 }
 

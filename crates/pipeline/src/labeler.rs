@@ -398,7 +398,7 @@ pub(crate) fn refine_in_crop(
     let window = css::data::crop_window(bbox, 0.15);
     let input = refine::CropInput {
         camera: CropCamera::new(&k.cropped(&window, size, size), size, size),
-        rgb: refine::data::crop_rgb(image, &window, size),
+        rgb: css::data::planar_rgb(image, &window, size),
     };
     let out = refiner
         .refine(&input, surfels, pose)
@@ -458,7 +458,11 @@ impl SdfLabeler {
             &self.config.optim.surface,
             false,
         )?;
-        let surfels = refine::data::nocs_surfels(&shape.points, &shape.normals);
+        let surfels = Surfels {
+            positions: shape.points,
+            normals: shape.normals,
+            colours: shape.nocs,
+        };
         let pose = render::Pose {
             rotation: fit.state.rotation(ground).cast(),
             translation_m: (fit.state.translation_rect_m + cam_from_rect).cast(),

@@ -133,7 +133,11 @@ impl MonoLabeler {
             &self.config.mono.surface,
             false,
         )?;
-        let surfels = refine::data::nocs_surfels(&surface.points, &surface.normals);
+        let surfels = render::Surfels {
+            positions: surface.points,
+            normals: surface.normals,
+            colours: surface.nocs,
+        };
         let k = view.intrinsics;
         let refined = crate::labeler::refine_in_crop(
             refiner,
@@ -144,7 +148,9 @@ impl MonoLabeler {
             &state.pose(view),
         )?;
         let t = refined.translation_m.cast::<f64>();
-        let (u, v) = (k.fx * t.x / t.z + k.cx, k.fy * t.y / t.z + k.cy);
+        let [u, v] = k.project(&Point3::from(t)).ok_or_else(|| {
+            PipelineError::InvalidInput(format!("refinement left the camera's view: {t:?}"))
+        })?;
         let b = &view.bbox;
         state.yaw_rad = refine::geometry::yaw_of(&refined);
         state.offset_box = [

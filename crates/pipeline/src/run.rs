@@ -111,7 +111,7 @@ impl RunSummary {
 }
 
 /// The median of `values` (0 when empty).
-fn median(values: &[f64]) -> f64 {
+pub fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     if v.is_empty() {
         return 0.0;

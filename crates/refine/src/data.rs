@@ -13,7 +13,7 @@
 use crate::error::{RefineError, Result};
 use crate::field::{cell_points, render_features, true_field};
 use crate::geometry::apply_update;
-use css::data::{CropConfig, crop_to_image, crop_window, sample_rgb};
+use css::data::{CropConfig, crop_to_image, crop_window, planar_rgb};
 use deepsdf::ShapePrior;
 use deepsdf::samples::{Normalisation, unit_to_nocs};
 use deepsdf::surface::{SurfaceConfig, extract_surface};
@@ -158,22 +158,6 @@ pub struct RefineCrop {
     pub image_size_px: (f64, f64),
 }
 
-/// The image crop of `window` (continuous image coordinates) at `size × size`, planar RGB in [0, 1].
-pub fn crop_rgb(image: &image::RgbImage, window: &geom::Box2d, size: usize) -> Vec<f32> {
-    let n = size * size;
-    let mut out = vec![0.0f32; 3 * n];
-    for j in 0..size {
-        for i in 0..size {
-            let (u, v) = crop_to_image(window, size, i as f64, j as f64);
-            let c = sample_rgb(image, u, v);
-            for (k, ch) in c.iter().enumerate() {
-                out[k * n + j * size + i] = (ch / 255.0).clamp(0.0, 1.0);
-            }
-        }
-    }
-    out
-}
-
 /// The crops of one frame (cars of shapes the prior learned, passing `config.crop`'s filters).
 pub fn crops_of_frame(
     frame: &Frame,
@@ -235,7 +219,7 @@ pub fn crops_of_frame(
             continue;
         }
         out.push(RefineCrop {
-            rgb: crop_rgb(&frame.image, &window, size),
+            rgb: planar_rgb(&frame.image, &window, size),
             camera,
             object_mask,
             true_pose,
@@ -280,7 +264,11 @@ pub fn generate_crops(
 /// NOCS-coloured surfels of `latent`'s surface (the refinement renders NOCS).
 pub fn shape_surfels(prior: &ShapePrior, latent: &[f32], surface: &SurfaceConfig) -> Result<Surfels> {
     let s = extract_surface(&prior.decoder, latent, surface, false)?;
-    Ok(nocs_surfels(&s.points, &s.normals))
+    Ok(Surfels {
+        positions: s.points,
+        normals: s.normals,
+        colours: s.nocs,
+    })
 }
 
 /// Surfels at `points` with `normals`, coloured by their NOCS.

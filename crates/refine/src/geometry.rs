@@ -92,8 +92,7 @@ pub fn yaw_of(pose: &Pose) -> f64 {
 
 /// |a − b| wrapped to [0, π], rad.
 pub fn angle_between(a_rad: f64, b_rad: f64) -> f64 {
-    let d = (a_rad - b_rad).rem_euclid(std::f64::consts::TAU);
-    d.min(std::f64::consts::TAU - d)
+    geom::normalize_angle(a_rad - b_rad).abs()
 }
 
 #[cfg(test)]
