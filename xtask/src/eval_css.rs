@@ -38,6 +38,11 @@ pub struct Args {
     /// Crops whose decoded shape is compared with the true mesh (evenly spread; 0: all).
     #[arg(long, default_value_t = 150)]
     chamfer_crops: usize,
+    /// Also report two diagnostics of the latent: the predicted shape stretched to the true box
+    /// (what is left once the size is right) and the best of the prior's own codes per crop (the
+    /// floor of picking a training shape).
+    #[arg(long)]
+    oracles: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -139,6 +144,85 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .min_by(|a, b| spread(a).total_cmp(&spread(b)))
         .context("the prior has no latents")?;
     let typical_mesh = decode_mesh(&prior.decoder, typical_code, 32)?;
+    // Diagnostics (`--oracles`): the prior's decoded training shapes, centred and in metres, with
+    // 500 surface samples each for a quick nearest-shape search by point-set Chamfer.
+    let prior_shapes: Vec<(sim::TriMesh, Vec<[f32; 3]>)> = if args.oracles {
+        units
+            .par_iter()
+            .map(|z| -> anyhow::Result<Option<(sim::TriMesh, Vec<[f32; 3]>)>> {
+                let m = decode_mesh(&prior.decoder, z, 32)?;
+                if m.triangles.is_empty() {
+                    return Ok(None);
+                }
+                let centred = Normalisation {
+                    centre_model_m: [0.0; 3],
+                    metres_per_unit: mpu,
+                }
+                .mesh_to_model_m(&m);
+                let points = deepsdf::samples::surface_samples(&centred, 500, 1)?.0;
+                Ok(Some((centred, points)))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let oracles: Vec<(f64, f64)> = if args.oracles {
+        picked
+            .iter()
+            .map(|&k| -> anyhow::Result<(f64, f64)> {
+                let truth = library
+                    .shape(crops[k].shape_index)
+                    .context("missing library shape")?;
+                let norm = Normalisation::for_mesh(&truth, mpu)?;
+                let truth_side = MeshSide::new(&truth, 2000, k as u64)?;
+                let (lo, hi) = truth.bounds().context("empty true mesh")?;
+                let decoded = decode_mesh(&prior.decoder, &latents[k * l..(k + 1) * l], 32)?;
+                let stretched = match norm.mesh_to_model_m(&decoded).bounds() {
+                    Some((dlo, dhi)) => {
+                        let mut m = norm.mesh_to_model_m(&decoded);
+                        for v in &mut m.vertices {
+                            for a in 0..3 {
+                                let t = (v[a] - dlo[a]) / (dhi[a] - dlo[a]).max(1e-6);
+                                v[a] = lo[a] + t * (hi[a] - lo[a]);
+                            }
+                        }
+                        MeshSide::new(&m, 2000, k as u64)?.chamfer_to(&truth_side)
+                    }
+                    None => f64::NAN,
+                };
+                let truth_centred: Vec<[f32; 3]> = deepsdf::samples::surface_samples(&truth, 500, 1)?
+                    .0
+                    .iter()
+                    .map(|p| std::array::from_fn(|a| p[a] - norm.centre_model_m[a]))
+                    .collect();
+                let nearest = prior_shapes
+                    .par_iter()
+                    .map(|(_, pts)| {
+                        deepsdf::chamfer::chamfer_distance(pts, &truth_centred).unwrap_or(f64::INFINITY)
+                    })
+                    .collect::<Vec<f64>>()
+                    .iter()
+                    .enumerate()
+                    .min_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(i, _)| i)
+                    .context("the prior has no shapes")?;
+                let best = Normalisation {
+                    centre_model_m: norm.centre_model_m,
+                    metres_per_unit: 1.0,
+                }
+                .mesh_to_model_m(&prior_shapes[nearest].0);
+                Ok((
+                    stretched,
+                    MeshSide::new(&best, 2000, k as u64)?.chamfer_to(&truth_side),
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        Vec::new()
+    };
     // Per picked crop: (predicted shape's Chamfer, NaN when it decodes to nothing; typical car's).
     let pairs: Vec<(f64, f64)> = picked
         .par_iter()
@@ -179,6 +263,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "inference_ms_per_crop_batch16": infer_ms,
         "weights": weights.display().to_string(),
     });
+    let mut report = report;
+    if args.oracles {
+        let fin = |v: Vec<f64>| -> Vec<f64> { v.into_iter().filter(|d| d.is_finite()).collect() };
+        report["oracle_size_aligned_chamfer_m"] = mean(&fin(oracles.iter().map(|o| o.0).collect())).into();
+        report["oracle_best_prior_code_chamfer_m"] = mean(&fin(oracles.iter().map(|o| o.1).collect())).into();
+        report["prior_codes"] = units.len().into();
+    }
     let text = serde_json::to_string_pretty(&report)?;
     #[allow(clippy::print_stdout, reason = "the JSON is the command's output")]
     {

@@ -6,7 +6,7 @@ use crate::plot::{Series, line_chart};
 use anyhow::{Context, bail};
 use css::config::CssConfig;
 use css::data::generate_crops;
-use css::train::{Losses, train};
+use css::train::{Losses, fine_tune, train};
 use deepsdf::ShapePrior;
 use sim::frame::FrameConfig;
 use sim::{Domain, ShapeLibrary};
@@ -31,6 +31,10 @@ pub struct Args {
     /// Override the number of generated training frames.
     #[arg(long)]
     frames: Option<usize>,
+    /// Start from these trained weights instead of seeded ones: every variable of the same name
+    /// and shape is taken, the rest (a new head) is seeded.
+    #[arg(long)]
+    init: Option<PathBuf>,
 }
 
 /// Reads the settings file (every key optional).
@@ -45,8 +49,8 @@ pub fn step_progress(bar: &indicatif::ProgressBar) -> impl FnMut(usize, &Losses)
         bar.set_position(step as u64);
         if step % 10 == 0 {
             bar.set_message(format!(
-                "nocs {:.4} mask {:.4} latent {:.4}",
-                l.nocs, l.mask, l.latent
+                "nocs {:.4} mask {:.4} latent {:.4} code {:.3}",
+                l.nocs, l.mask, l.latent, l.code
             ));
         }
         true
@@ -123,6 +127,56 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if crops.is_empty() {
         bail!("no crops: every car was filtered out");
     }
+    let mut crops = crops;
+    let k = config.model.latent_codes;
+    if k > 0 {
+        if k != prior.latents.len() {
+            bail!(
+                "model.latent_codes is {k} but the prior has {} training codes",
+                prior.latents.len()
+            );
+        }
+        let started = Instant::now();
+        let shapes = css::data::PriorShapes::new(&prior, &config.data.shape_weights)?;
+        css::data::attach_shape_weights(&mut crops, &library, &shapes)?;
+        tracing::info!(
+            "shape weights of {} crops against {k} prior shapes in {:.0} s",
+            crops.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    // Seeded weights, or --init's under a possibly new head; a code head gets the prior's codes.
+    let init = if args.init.is_some() || k > 0 {
+        let device = candle_core::Device::Cpu;
+        let tensors = match &args.init {
+            Some(p) => {
+                css::weights::load_tensors(p, &device)
+                    .with_context(|| format!("loading {}", p.display()))?
+                    .0
+            }
+            None => Default::default(),
+        };
+        let (varmap, fresh) = css::weights::warm_start(&config.model, &tensors, config.train.seed, &device)?;
+        if args.init.is_some() {
+            tracing::info!(
+                "starting from {}; seeded: {fresh:?}",
+                args.init
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string())
+            );
+        }
+        if k > 0 {
+            let codes: Vec<f32> = prior
+                .latents
+                .iter()
+                .flat_map(|z| deepsdf::decoder::normalised(z))
+                .collect();
+            css::model::set_latent_codes(&varmap, &codes)?;
+        }
+        Some(css::weights::variables(&varmap)?)
+    } else {
+        None
+    };
 
     let stem = out
         .file_stem()
@@ -130,13 +184,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let checkpoint = out.with_file_name(format!("{stem}.ckpt.safetensors"));
     let steps_bar = crate::progress_bar(config.train.steps, "train-css", "{msg} (eta {eta})");
     let train_start = Instant::now();
-    let trained = train(
-        &crops,
-        &config.model,
-        &config.train,
-        Some(&checkpoint),
-        &mut step_progress(&steps_bar),
-    )?;
+    let trained = match &init {
+        Some(init) => fine_tune(
+            &crops,
+            &config.model,
+            init,
+            &config.train,
+            Some(&checkpoint),
+            &mut step_progress(&steps_bar),
+        )?,
+        None => train(
+            &crops,
+            &config.model,
+            &config.train,
+            Some(&checkpoint),
+            &mut step_progress(&steps_bar),
+        )?,
+    };
     steps_bar.finish_and_clear();
     let train_s = train_start.elapsed().as_secs_f64();
     let tail = trained.history.len().saturating_sub(100);
@@ -147,12 +211,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let record = serde_json::json!({
         "config": &config,
         "prior": prior_path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "init": args.init.as_ref().map(|p| p.display().to_string()),
         "crops": crops.len(),
         "data_seconds": data_s,
         "train_seconds": train_s,
         "samples_per_second": trained.samples_per_s,
         "final_losses_mean_of_last_100": {
-            "nocs": mean(&|l| l.nocs), "mask": mean(&|l| l.mask), "latent": mean(&|l| l.latent)
+            "nocs": mean(&|l| l.nocs), "mask": mean(&|l| l.mask), "latent": mean(&|l| l.latent),
+            "code": mean(&|l| l.code)
         },
     });
     css::weights::save(&out, &trained.varmap, &config.model, record)?;
@@ -167,11 +233,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             50,
         )
     };
-    let (nocs, mask, latent) = (series(&|l| l.nocs), series(&|l| l.mask), series(&|l| l.latent));
+    let (nocs, mask, latent, code) = (
+        series(&|l| l.nocs),
+        series(&|l| l.mask),
+        series(&|l| l.latent),
+        series(&|l| l.code),
+    );
     let y_max = nocs
         .iter()
         .chain(&mask)
         .chain(&latent)
+        .chain(&code)
         .skip(50)
         .map(|p| p.1)
         .fold(1e-3, f64::max);
@@ -196,6 +268,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 label: "latent squared distance".into(),
                 points: &latent,
                 color: plotters::style::RGBColor(30, 150, 60),
+            },
+            Series {
+                label: "code-score cross-entropy".into(),
+                points: &code,
+                color: plotters::style::RGBColor(140, 60, 160),
             },
         ],
     )?;

@@ -1,6 +1,6 @@
 //! `configs/css.toml`: the network, its data and its training.
 
-use crate::data::CropConfig;
+use crate::data::{CropConfig, ShapeWeightConfig};
 use crate::model::ModelConfig;
 use crate::train::TrainConfig;
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,8 @@ pub struct DataConfig {
     pub library_size: usize,
     /// Crop selection and size.
     pub crop: CropConfig,
+    /// Targets of a latent head that scores the prior's codes (`model.latent_codes` > 0).
+    pub shape_weights: ShapeWeightConfig,
 }
 
 impl Default for DataConfig {
@@ -29,6 +31,7 @@ impl Default for DataConfig {
             library_seed: 2020,
             library_size: 1000,
             crop: CropConfig::default(),
+            shape_weights: ShapeWeightConfig::default(),
         }
     }
 }

@@ -56,6 +56,129 @@ impl Default for CropConfig {
     }
 }
 
+/// How the targets of a latent head that scores the prior's codes are made
+/// ([`PriorShapes`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShapeWeightConfig {
+    /// Marching resolution of the prior's decoded shapes.
+    pub resolution: usize,
+    /// Surface samples per shape (k-d tree side).
+    pub samples: usize,
+    /// Of which this many are measured against the other shape.
+    pub queries: usize,
+    /// Softmax temperature over the Chamfer distances, m.
+    pub temperature_m: f32,
+}
+
+impl Default for ShapeWeightConfig {
+    fn default() -> Self {
+        ShapeWeightConfig {
+            resolution: 32,
+            samples: 8000,
+            queries: 400,
+            temperature_m: 0.01,
+        }
+    }
+}
+
+/// The prior's training shapes, decoded and sampled once (centred on their boxes, in metres), to
+/// score how close each is to a given car: the targets of a latent head that scores the prior's
+/// codes ([`crate::model::ModelConfig::latent_codes`]). The score is the Chamfer distance in metres,
+/// so it counts a wrong size as much as a wrong silhouette, which a distance between codes does
+/// not.
+pub struct PriorShapes {
+    sides: Vec<Option<deepsdf::chamfer::PointSide>>,
+    config: ShapeWeightConfig,
+}
+
+impl PriorShapes {
+    /// Decodes and samples every training code of `prior` (a code that decodes to nothing gets
+    /// weight 0 in [`PriorShapes::weights`]).
+    pub fn new(prior: &ShapePrior, config: &ShapeWeightConfig) -> Result<Self> {
+        let mpu = prior.meta.metres_per_unit;
+        let sides = prior
+            .latents
+            .par_iter()
+            .enumerate()
+            .map(|(i, z)| -> Result<Option<deepsdf::chamfer::PointSide>> {
+                let unit = deepsdf::surface::decode_mesh(
+                    &prior.decoder,
+                    &deepsdf::decoder::normalised(z),
+                    config.resolution,
+                )?;
+                if unit.triangles.is_empty() {
+                    return Ok(None);
+                }
+                let centred = Normalisation {
+                    centre_model_m: [0.0; 3],
+                    metres_per_unit: mpu,
+                }
+                .mesh_to_model_m(&unit);
+                let (points, _) = surface_samples(&centred, config.samples, i as u64)?;
+                Ok(Some(deepsdf::chamfer::PointSide::new(&points, config.queries)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PriorShapes {
+            sides,
+            config: config.clone(),
+        })
+    }
+
+    /// Number of shapes (the prior's training codes).
+    pub fn len(&self) -> usize {
+        self.sides.len()
+    }
+
+    /// Whether the prior has no training codes.
+    pub fn is_empty(&self) -> bool {
+        self.sides.is_empty()
+    }
+
+    /// Probabilities over the prior's shapes, softmax(−Chamfer / temperature), for a car whose
+    /// mesh is `mesh_model_m` (model frame, metres; compared centred on its box, as the prior's
+    /// canonical frame is). `seed` draws its surface samples.
+    pub fn weights(&self, mesh_model_m: &sim::TriMesh, seed: u64) -> Result<Vec<f32>> {
+        let norm = Normalisation::for_mesh(mesh_model_m, 1.0)?;
+        let centred = norm.mesh_to_unit(mesh_model_m);
+        let (points, _) = surface_samples(&centred, self.config.samples, seed)?;
+        let side = deepsdf::chamfer::PointSide::new(&points, self.config.queries)?;
+        let d: Vec<f64> = self
+            .sides
+            .iter()
+            .map(|s| s.as_ref().map_or(f64::INFINITY, |s| s.chamfer_to(&side)))
+            .collect();
+        let best = d.iter().copied().fold(f64::INFINITY, f64::min);
+        if !best.is_finite() {
+            return Err(CssError::Empty("no decodable shape in the prior".into()));
+        }
+        let t = f64::from(self.config.temperature_m.max(1e-6));
+        let e: Vec<f64> = d.iter().map(|x| (-(x - best) / t).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        Ok(e.iter().map(|x| (x / sum) as f32).collect())
+    }
+}
+
+/// Fills every crop's [`Crop::shape_weights`] from its library shape (once per shape).
+pub fn attach_shape_weights(crops: &mut [Crop], library: &ShapeLibrary, shapes: &PriorShapes) -> Result<()> {
+    let mut indices: Vec<usize> = crops.iter().map(|c| c.shape_index).collect();
+    indices.sort_unstable();
+    indices.dedup();
+    let weights: BTreeMap<usize, Vec<f32>> = indices
+        .par_iter()
+        .map(|&i| -> Result<(usize, Vec<f32>)> {
+            let mesh = library
+                .shape(i)
+                .ok_or_else(|| CssError::InvalidInput(format!("no library shape {i}")))?;
+            Ok((i, shapes.weights(&mesh, i as u64)?))
+        })
+        .collect::<Result<_>>()?;
+    for c in crops {
+        c.shape_weights = weights[&c.shape_index].clone();
+    }
+    Ok(())
+}
+
 /// A 2D box as normalised camera coordinates, `((u − cx)/fx, (v − cy)/fy)` of its left, top, right
 /// and bottom edges: the tangents of its rays, independent of the image's resolution.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -128,6 +251,10 @@ pub struct Crop {
     pub shape_index: usize,
     /// Frame index and label line it came from.
     pub source: (usize, usize),
+    /// How close each of the prior's training shapes is to this car's, as target probabilities of
+    /// a latent head that scores the prior's codes ([`PriorShapes::weights`]); empty when not
+    /// computed (such a crop adds nothing to that loss).
+    pub shape_weights: Vec<f32>,
 }
 
 /// The square crop window around a KITTI box (pixel-centre extents `left..=right`): centred on it,
@@ -308,6 +435,7 @@ pub fn crops_of_frame(
             rays: BoxRays::new(b, &k),
             shape_index: *index,
             source: (frame_index, ann.line),
+            shape_weights: Vec::new(),
         };
         for j in 0..s {
             for i in 0..s {
@@ -454,6 +582,8 @@ pub struct Sample {
     pub mask: Vec<f32>,
     /// The unit code.
     pub latent: Vec<f32>,
+    /// The crop's [`Crop::shape_weights`] (empty when it has none).
+    pub shape_weights: Vec<f32>,
     /// The box the network reads ([`box_features`]).
     pub box_features: [f32; BOX_FEATURES],
 }
@@ -538,6 +668,7 @@ pub fn augment(
         nocs: vec![0.0; 3 * tn],
         mask: vec![0.0; tn],
         latent: crop.latent.clone(),
+        shape_weights: crop.shape_weights.clone(),
         box_features: box_features(&rays),
     };
     let at = |x: i64, y: i64| -> Option<usize> {

@@ -47,6 +47,13 @@ pub struct ModelConfig {
     /// (false).
     #[serde(default)]
     pub box_input: bool,
+    /// 0: the latent head regresses the code. K > 0: it scores the prior's K training codes
+    /// (`latent.codes`, fixed, set from the prior before training) and the latent is the
+    /// normalised, softmax-weighted mean of those codes; training then also matches the scores to
+    /// how close each prior shape is to the true one in metres (see `css::data::shape_weights`).
+    /// Files written before it existed lack it (0).
+    #[serde(default)]
+    pub latent_codes: usize,
 }
 
 impl Default for ModelConfig {
@@ -63,6 +70,7 @@ impl Default for ModelConfig {
             shared_decoder: true,
             latent_dim: 8,
             box_input: true,
+            latent_codes: 0,
         }
     }
 }
@@ -83,6 +91,7 @@ impl ModelConfig {
             shared_decoder: false,
             latent_dim: 8,
             box_input: true,
+            latent_codes: 0,
         }
     }
 
@@ -218,6 +227,8 @@ pub struct CssOutput {
     pub mask_logit: Tensor,
     /// Shape latent on the unit sphere, `[B, L]`.
     pub latent: Tensor,
+    /// With `latent_codes` K > 0: the scores of the prior's codes, `[B, K]` (logits).
+    pub code_logits: Option<Tensor>,
 }
 
 /// The CSS network.
@@ -231,6 +242,8 @@ pub struct CssNet {
     decoders: Vec<Decoder>,
     latent_hidden: Linear,
     latent_out: Linear,
+    /// `[K, L]` unit codes scored by `latent_out` (K = `latent_codes` > 0).
+    latent_codes: Option<Tensor>,
 }
 
 impl std::fmt::Debug for CssNet {
@@ -316,7 +329,16 @@ impl CssNet {
                 w3,
                 vb.pp("latent.hidden"),
             )?,
-            latent_out: candle_nn::linear(w3, config.latent_dim, vb.pp("latent.out"))?,
+            latent_out: if config.latent_codes > 0 {
+                candle_nn::linear(w3, config.latent_codes, vb.pp("latent.scores"))?
+            } else {
+                candle_nn::linear(w3, config.latent_dim, vb.pp("latent.out"))?
+            },
+            latent_codes: if config.latent_codes > 0 {
+                Some(vb.get((config.latent_codes, config.latent_dim), LATENT_CODES)?)
+            } else {
+                None
+            },
         })
     }
 
@@ -401,17 +423,46 @@ impl CssNet {
             })?;
             pooled = Tensor::cat(&[&pooled, boxes], 1)?;
         }
-        let z = self
+        let head = self
             .latent_out
             .forward(&self.latent_hidden.forward(&pooled)?.relu()?)?;
+        let (z, code_logits) = match &self.latent_codes {
+            Some(codes) => {
+                let p = candle_nn::ops::softmax_last_dim(&head)?;
+                (p.matmul(&codes.detach())?, Some(head))
+            }
+            None => (head, None),
+        };
         let norm = z.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-6, f64::MAX)?;
         let latent = z.broadcast_div(&norm)?;
         Ok(CssOutput {
             nocs,
             mask_logit,
             latent,
+            code_logits,
         })
     }
+}
+
+/// Name of the fixed `[K, L]` code table of a network whose latent head scores the prior's codes.
+pub const LATENT_CODES: &str = "latent.codes";
+
+/// Sets the code table of a network built with `latent_codes` = K from the prior's K unit codes
+/// (`codes`, K × L values, row-major).
+pub fn set_latent_codes(varmap: &VarMap, codes: &[f32]) -> Result<()> {
+    let vars = sorted_vars(varmap)?;
+    let var = vars
+        .get(LATENT_CODES)
+        .ok_or_else(|| CssError::InvalidInput("this network has no code table (latent_codes = 0)".into()))?;
+    if var.elem_count() != codes.len() {
+        return Err(CssError::InvalidInput(format!(
+            "the code table holds {} values, {} were given",
+            var.elem_count(),
+            codes.len()
+        )));
+    }
+    var.set(&Tensor::from_vec(codes.to_vec(), var.dims(), var.device())?)?;
+    Ok(())
 }
 
 /// Fills every variable of `varmap` from a seeded generator (candle's own CPU generator cannot be

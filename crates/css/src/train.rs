@@ -33,6 +33,9 @@ pub struct TrainConfig {
     pub mask_weight: f64,
     /// Weight of the latent loss.
     pub latent_weight: f64,
+    /// Weight of the code-score loss (cross-entropy of the scores of the prior's codes against
+    /// the crops' shape weights; networks with `latent_codes` > 0 only).
+    pub code_weight: f64,
     /// A checkpoint every this many steps (0: none).
     pub checkpoint_every: usize,
     /// Augmentation.
@@ -49,6 +52,7 @@ impl Default for TrainConfig {
             nocs_weight: 2.0,
             mask_weight: 1.0,
             latent_weight: 0.5,
+            code_weight: 0.5,
             checkpoint_every: 250,
             augment: AugmentConfig::default(),
         }
@@ -78,6 +82,9 @@ pub struct Losses {
     pub mask: f32,
     /// Mean squared distance of the unit latents.
     pub latent: f32,
+    /// Cross-entropy of the code scores against the shape weights (0 without a code head).
+    #[serde(default)]
+    pub code: f32,
     /// The weighted sum.
     pub total: f32,
 }
@@ -94,6 +101,8 @@ pub struct Batch {
     pub latent: Tensor,
     /// Box features `[B, BOX_FEATURES]`.
     pub boxes: Tensor,
+    /// Shape weights `[B, K]` (rows of zeros for crops without them); `None` when no crop has any.
+    pub shape_weights: Option<Tensor>,
 }
 
 /// Stacks samples into a batch (inputs `size`², targets `target`²).
@@ -119,6 +128,23 @@ pub fn stack(samples: &[Sample], size: usize, target: usize, device: &Device) ->
             (b, BOX_FEATURES),
             device,
         )?,
+        shape_weights: match samples.iter().map(|s| s.shape_weights.len()).max().unwrap_or(0) {
+            0 => None,
+            k => {
+                let mut w = vec![0.0f32; b * k];
+                for (i, s) in samples.iter().enumerate() {
+                    if s.shape_weights.len() == k {
+                        w[i * k..(i + 1) * k].copy_from_slice(&s.shape_weights);
+                    } else if !s.shape_weights.is_empty() {
+                        return Err(CssError::InvalidInput(format!(
+                            "a crop has {} shape weights, another {k}",
+                            s.shape_weights.len()
+                        )));
+                    }
+                }
+                Some(Tensor::from_vec(w, (b, k), device)?)
+            }
+        },
     })
 }
 
@@ -132,13 +158,32 @@ pub fn losses(out: &CssOutput, batch: &Batch, config: &TrainConfig) -> Result<(T
     let count = (mask3.sum_all()? + 1.0)?;
     let nocs = (abs / count)?;
     let latent = (&out.latent - &batch.latent)?.sqr()?.sum(1)?.mean_all()?;
-    let total =
+    let mut total =
         ((&nocs * config.nocs_weight)? + (&bce * config.mask_weight)? + (&latent * config.latent_weight)?)?;
+    let code = match (&out.code_logits, &batch.shape_weights) {
+        (Some(logits), Some(w)) => {
+            if logits.dims() != w.dims() {
+                return Err(CssError::InvalidInput(format!(
+                    "{:?} code scores against {:?} shape weights",
+                    logits.dims(),
+                    w.dims()
+                )));
+            }
+            let ce = (w * candle_nn::ops::log_softmax(logits, 1)?)?
+                .sum(1)?
+                .neg()?
+                .mean_all()?;
+            total = (total + (&ce * config.code_weight)?)?;
+            Some(ce)
+        }
+        _ => None,
+    };
     let v = |t: &Tensor| -> Result<f32> { Ok(t.to_scalar::<f32>()?) };
     let numbers = Losses {
         nocs: v(&nocs)?,
         mask: v(&bce)?,
         latent: v(&latent)?,
+        code: code.as_ref().map(v).transpose()?.unwrap_or(0.0),
         total: v(&total)?,
     };
     Ok((total, numbers))

@@ -157,6 +157,27 @@ pub fn network_from(
     Ok((net, varmap))
 }
 
+/// Starting weights for a network of architecture `config` taken from another network's
+/// `tensors` (a trained body under a new head): every variable found there with its shape is
+/// copied, the others keep their values seeded with `seed`. Returns the variables and the names of
+/// those not taken from `tensors`.
+pub fn warm_start(
+    config: &ModelConfig,
+    tensors: &BTreeMap<String, Tensor>,
+    seed: u64,
+    device: &Device,
+) -> Result<(VarMap, Vec<String>)> {
+    let (_, varmap) = crate::model::build(config, seed, device)?;
+    let mut fresh = Vec::new();
+    for (name, var) in crate::model::sorted_vars(&varmap)? {
+        match tensors.get(&name) {
+            Some(t) if t.dims() == var.dims() => var.set(t)?,
+            _ => fresh.push(name),
+        }
+    }
+    Ok((varmap, fresh))
+}
+
 /// Saves a trained network.
 pub fn save(path: &Path, varmap: &VarMap, model: &ModelConfig, training: serde_json::Value) -> Result<()> {
     let meta = Metadata {

@@ -67,6 +67,7 @@ pub fn target_crop(
         rays: BoxRays::new(&detection.bbox, &k),
         shape_index: NO_LIBRARY_SHAPE,
         source,
+        shape_weights: Vec::new(),
     };
     let (mut silhouette, mut shown) = (0usize, 0usize);
     for j in 0..s {

@@ -263,6 +263,128 @@ fn a_tiny_net_overfits_eight_crops_and_round_trips_through_a_file() {
     assert_eq!(diff, 0.0);
 }
 
+/// The prior cut to its first `k` training shapes (library shapes 0..k).
+fn small_prior(k: usize) -> ShapePrior {
+    let p = prior();
+    ShapePrior {
+        decoder: p.decoder.clone(),
+        latents: p.latents[..k].to_vec(),
+        meta: p.meta.clone(),
+    }
+}
+
+#[test]
+fn shape_weights_peak_at_the_prior_shape_of_the_car() {
+    let prior = small_prior(10);
+    let config = css::data::ShapeWeightConfig {
+        resolution: 24,
+        samples: 3000,
+        queries: 300,
+        temperature_m: 0.01,
+    };
+    let shapes = css::data::PriorShapes::new(&prior, &config).unwrap();
+    assert_eq!(shapes.len(), 10);
+    for i in [0, 3, 7] {
+        let w = shapes.weights(&library().shape(i).unwrap(), 1).unwrap();
+        assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        let best = (0..w.len()).max_by(|&a, &b| w[a].total_cmp(&w[b])).unwrap();
+        assert_eq!(best, i, "library shape {i}: weights {w:?}");
+    }
+}
+
+#[test]
+fn a_code_scoring_head_learns_its_targets_and_keeps_the_prior_codes() {
+    let k = 6;
+    let prior = small_prior(k);
+    let shapes = css::data::PriorShapes::new(
+        &prior,
+        &css::data::ShapeWeightConfig {
+            resolution: 20,
+            samples: 2000,
+            queries: 200,
+            temperature_m: 0.02,
+        },
+    )
+    .unwrap();
+    let mut crops = crops(8);
+    css::data::attach_shape_weights(&mut crops, library(), &shapes).unwrap();
+    assert!(crops.iter().all(|c| c.shape_weights.len() == k));
+    let model = ModelConfig {
+        latent_codes: k,
+        ..tiny()
+    };
+    let dev = Device::Cpu;
+    // The body of a plain tiny network, a new seeded head, the prior's codes.
+    let (_, plain) = build(&tiny(), 1, &dev).unwrap();
+    let (varmap, fresh) =
+        css::weights::warm_start(&model, &css::weights::variables(&plain).unwrap(), 2, &dev).unwrap();
+    assert_eq!(
+        fresh,
+        vec!["latent.codes", "latent.scores.bias", "latent.scores.weight"]
+    );
+    let codes: Vec<f32> = prior
+        .latents
+        .iter()
+        .flat_map(|z| deepsdf::decoder::normalised(z))
+        .collect();
+    css::model::set_latent_codes(&varmap, &codes).unwrap();
+    let config = TrainConfig {
+        steps: 80,
+        batch_size: 8,
+        lr: 3e-3,
+        checkpoint_every: 0,
+        augment: AugmentConfig::none(),
+        ..TrainConfig::default()
+    };
+    let init = css::weights::variables(&varmap).unwrap();
+    let trained = css::train::fine_tune(&crops, &model, &init, &config, None, &mut |_, _| true).unwrap();
+    let code = |r: std::ops::Range<usize>| trained.history[r].iter().map(|l| l.code).sum::<f32>() / 5.0;
+    let (first, last) = (code(0..5), code(config.steps - 5..config.steps));
+    // Cross-entropy against soft targets bottoms out at their entropy: compare what is above it.
+    let entropy = crops
+        .iter()
+        .map(|c| {
+            -c.shape_weights
+                .iter()
+                .filter(|&&q| q > 0.0)
+                .map(|&q| q * q.ln())
+                .sum::<f32>()
+        })
+        .sum::<f32>()
+        / crops.len() as f32;
+    assert!(
+        first > entropy && last - entropy < 0.4 * (first - entropy),
+        "code loss {first} → {last}, targets' entropy {entropy}"
+    );
+    let after = css::weights::variables(&trained.varmap).unwrap()[css::model::LATENT_CODES]
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(after, codes, "the prior's codes moved in training");
+    // The latent is the weighted mean of the codes, on the sphere.
+    let x = Tensor::rand(0f32, 1f32, (2, 3, 32, 32), &dev).unwrap();
+    let boxes = Tensor::rand(-1f32, 1f32, (2, css::data::BOX_FEATURES), &dev).unwrap();
+    let out = trained.net.forward(&x, Some(&boxes)).unwrap();
+    let logits = out.code_logits.unwrap().to_vec2::<f32>().unwrap();
+    let latent = out.latent.to_vec2::<f32>().unwrap();
+    for (s, z) in logits.iter().zip(&latent) {
+        let m = s.iter().copied().fold(f32::MIN, f32::max);
+        let e: Vec<f32> = s.iter().map(|v| (v - m).exp()).collect();
+        let sum: f32 = e.iter().sum();
+        let mut mix = vec![0.0f32; z.len()];
+        for (j, ej) in e.iter().enumerate() {
+            for (d, md) in mix.iter_mut().enumerate() {
+                *md += ej / sum * codes[j * z.len() + d];
+            }
+        }
+        let n = mix.iter().map(|v| v * v).sum::<f32>().sqrt();
+        for (a, b) in z.iter().zip(&mix) {
+            assert!((a - b / n).abs() < 1e-5, "{z:?} vs {mix:?}");
+        }
+    }
+}
+
 #[test]
 fn training_resumes_from_its_checkpoint_exactly() {
     let crops = crops(8);
