@@ -169,10 +169,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
-    let oracles: Vec<(f64, f64)> = if args.oracles {
+    let oracles: Vec<(f64, f64, f64)> = if args.oracles {
         picked
             .iter()
-            .map(|&k| -> anyhow::Result<(f64, f64)> {
+            .map(|&k| -> anyhow::Result<(f64, f64, f64)> {
                 let truth = library
                     .shape(crops[k].shape_index)
                     .context("missing library shape")?;
@@ -214,9 +214,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     metres_per_unit: 1.0,
                 }
                 .mesh_to_model_m(&prior_shapes[nearest].0);
+                // The code fitted to the predicted NOCS inside the predicted mask (the visible surface
+                // in canonical units), started from the predicted code or a training code.
+                let observations: Vec<[f32; 3]> = (0..t * t)
+                    .filter(|&p| mask[k * t * t + p] > 0.5)
+                    .map(|p| std::array::from_fn(|c| 2.0 * nocs[k * 3 * t * t + c * t * t + p] - 1.0))
+                    .collect();
+                let nocs_fit = if observations.len() >= 10 {
+                    let mut starts = vec![latents[k * l..(k + 1) * l].to_vec()];
+                    starts.extend(units.iter().cloned());
+                    let fit = deepsdf::fit::fit_latent(
+                        &prior.decoder,
+                        &observations,
+                        &starts,
+                        &deepsdf::fit::FitConfig { candidates: starts.len(), ..Default::default() },
+                    )?;
+                    let m = decode_mesh(&prior.decoder, &fit.latent, 32)?;
+                    if m.triangles.is_empty() {
+                        f64::NAN
+                    } else {
+                        MeshSide::new(&norm.mesh_to_model_m(&m), 2000, k as u64)?.chamfer_to(&truth_side)
+                    }
+                } else {
+                    f64::NAN
+                };
                 Ok((
                     stretched,
                     MeshSide::new(&best, 2000, k as u64)?.chamfer_to(&truth_side),
+                    nocs_fit,
                 ))
             })
             .collect::<anyhow::Result<_>>()?
@@ -269,6 +294,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         report["oracle_size_aligned_chamfer_m"] = mean(&fin(oracles.iter().map(|o| o.0).collect())).into();
         report["oracle_best_prior_code_chamfer_m"] = mean(&fin(oracles.iter().map(|o| o.1).collect())).into();
         report["prior_codes"] = units.len().into();
+        report["nocs_fitted_code_chamfer_m"] = mean(&fin(oracles.iter().map(|o| o.2).collect())).into();
+        report["nocs_fitted_code_chamfer_m"] = mean(&fin(oracles.iter().map(|o| o.2).collect())).into();
     }
     let text = serde_json::to_string_pretty(&report)?;
     #[allow(clippy::print_stdout, reason = "the JSON is the command's output")]
