@@ -144,30 +144,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .min_by(|a, b| spread(a).total_cmp(&spread(b)))
         .context("the prior has no latents")?;
     let typical_mesh = decode_mesh(&prior.decoder, typical_code, 32)?;
-    // Diagnostics (`--oracles`): the prior's decoded training shapes, centred and in metres, with
-    // 500 surface samples each for a quick nearest-shape search by point-set Chamfer.
-    let prior_shapes: Vec<(sim::TriMesh, Vec<[f32; 3]>)> = if args.oracles {
-        units
-            .par_iter()
-            .map(|z| -> anyhow::Result<Option<(sim::TriMesh, Vec<[f32; 3]>)>> {
-                let m = decode_mesh(&prior.decoder, z, 32)?;
-                if m.triangles.is_empty() {
-                    return Ok(None);
-                }
-                let centred = Normalisation {
-                    centre_model_m: [0.0; 3],
-                    metres_per_unit: mpu,
-                }
-                .mesh_to_model_m(&m);
-                let points = deepsdf::samples::surface_samples(&centred, 500, 1)?.0;
-                Ok(Some((centred, points)))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .collect()
+    // Diagnostics (`--oracles`): the prior's training shapes, sampled once, to find the nearest
+    // to each true car (the argmax of the code-scoring head's targets).
+    let prior_shapes = if args.oracles {
+        Some(css::data::PriorShapes::new(
+            &prior,
+            &css::data::ShapeWeightConfig::default(),
+        )?)
     } else {
-        Vec::new()
+        None
     };
     let oracles: Vec<(f64, f64, f64)> = if args.oracles {
         picked
@@ -193,27 +178,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     }
                     None => f64::NAN,
                 };
-                let truth_centred: Vec<[f32; 3]> = deepsdf::samples::surface_samples(&truth, 500, 1)?
-                    .0
-                    .iter()
-                    .map(|p| std::array::from_fn(|a| p[a] - norm.centre_model_m[a]))
-                    .collect();
-                let nearest = prior_shapes
-                    .par_iter()
-                    .map(|(_, pts)| {
-                        deepsdf::chamfer::chamfer_distance(pts, &truth_centred).unwrap_or(f64::INFINITY)
-                    })
-                    .collect::<Vec<f64>>()
-                    .iter()
-                    .enumerate()
-                    .min_by(|a, b| a.1.total_cmp(b.1))
-                    .map(|(i, _)| i)
+                let weights = prior_shapes
+                    .as_ref()
+                    .context("no prior shapes")?
+                    .weights(&truth, 1)?;
+                let nearest = (0..weights.len())
+                    .max_by(|&i, &j| weights[i].total_cmp(&weights[j]))
                     .context("the prior has no shapes")?;
-                let best = Normalisation {
-                    centre_model_m: norm.centre_model_m,
-                    metres_per_unit: 1.0,
-                }
-                .mesh_to_model_m(&prior_shapes[nearest].0);
+                let best = norm.mesh_to_model_m(&decode_mesh(&prior.decoder, &units[nearest], 32)?);
                 // The code fitted to the predicted NOCS inside the predicted mask (the visible surface
                 // in canonical units), started from the predicted code or a training code.
                 let observations: Vec<[f32; 3]> = (0..t * t)
@@ -227,7 +199,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         &prior.decoder,
                         &observations,
                         &starts,
-                        &deepsdf::fit::FitConfig { candidates: starts.len(), ..Default::default() },
+                        &deepsdf::fit::FitConfig {
+                            candidates: starts.len(),
+                            ..Default::default()
+                        },
                     )?;
                     let m = decode_mesh(&prior.decoder, &fit.latent, 32)?;
                     if m.triangles.is_empty() {
