@@ -75,10 +75,7 @@ pub fn peak_memory_mb() -> Option<f64> {
 }
 
 fn resolve_config(args: &Args) -> anyhow::Result<(AutolabelConfig, PathBuf)> {
-    let path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| crate::root().join("configs/default.toml"));
+    let path = crate::repo_path(&args.config, "configs/default.toml");
     let mut config = AutolabelConfig::load(&path)?;
     if let Some(m) = &args.method {
         config.method = match m.as_str() {

@@ -94,9 +94,7 @@ fn fnv1a(path: &Path) -> anyhow::Result<String> {
 }
 
 fn load_config(path: &Path) -> anyhow::Result<CurriculumConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let config: CurriculumConfig =
-        toml::from_str(&text).with_context(|| format!("{}: invalid curriculum settings", path.display()))?;
+    let config: CurriculumConfig = crate::load_toml(path, "curriculum settings")?;
     config.validate()?;
     Ok(config)
 }
@@ -211,10 +209,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config_path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| crate::root().join("configs/curriculum.toml"));
+    let config_path = crate::repo_path(&args.config, "configs/curriculum.toml");
     let mut config = load_config(&config_path)?;
     if let Some(r) = args.rounds {
         config.rounds = r;
@@ -231,16 +226,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(n) = args.synthetic_frames {
         config.fine_tune.synthetic_frames = n;
     }
-    let autolabel_path = args
-        .autolabel_config
-        .clone()
-        .unwrap_or_else(|| crate::root().join("configs/default.toml"));
+    let autolabel_path = crate::repo_path(&args.autolabel_config, "configs/default.toml");
     let mut autolabel = AutolabelConfig::load(&autolabel_path)?;
     autolabel.output.viz = false;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::root().join("data/curriculum"));
+    let out = crate::repo_path(&args.out, "data/curriculum");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     write_json(
         &out.join("config.json"),

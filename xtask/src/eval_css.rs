@@ -46,14 +46,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let weights = args
-        .weights
-        .clone()
-        .unwrap_or_else(|| crate::root().join("data/weights/css.safetensors"));
-    let prior_path = args
-        .prior
-        .clone()
-        .unwrap_or_else(|| crate::root().join("data/weights/deepsdf.safetensors"));
+    let weights = crate::repo_path(&args.weights, "data/weights/css.safetensors");
+    let prior_path = crate::repo_path(&args.prior, "data/weights/deepsdf.safetensors");
     let model = CssModel::load(&weights).with_context(|| format!("loading {}", weights.display()))?;
     let prior = ShapePrior::load(&prior_path).with_context(|| format!("loading {}", prior_path.display()))?;
     let (data, trained_seed) = match model.meta.as_ref().and_then(|m| m.training.get("config")) {
@@ -154,102 +148,85 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
-    let oracles: Vec<(f64, f64, f64)> = if args.oracles {
-        picked
-            .iter()
-            .map(|&k| -> anyhow::Result<(f64, f64, f64)> {
-                let truth = library
-                    .shape(crops[k].shape_index)
-                    .context("missing library shape")?;
-                let norm = Normalisation::for_mesh(&truth, mpu)?;
-                let truth_side = MeshSide::new(&truth, 2000, k as u64)?;
-                let (lo, hi) = truth.bounds().context("empty true mesh")?;
-                let decoded = decode_mesh(&prior.decoder, &latents[k * l..(k + 1) * l], 32)?;
-                let stretched = match norm.mesh_to_model_m(&decoded).bounds() {
-                    Some((dlo, dhi)) => {
-                        let mut m = norm.mesh_to_model_m(&decoded);
-                        for v in &mut m.vertices {
-                            for a in 0..3 {
-                                let t = (v[a] - dlo[a]) / (dhi[a] - dlo[a]).max(1e-6);
-                                v[a] = lo[a] + t * (hi[a] - lo[a]);
-                            }
-                        }
-                        MeshSide::new(&m, 2000, k as u64)?.chamfer_to(&truth_side)
-                    }
-                    None => f64::NAN,
-                };
-                let weights = prior_shapes
-                    .as_ref()
-                    .context("no prior shapes")?
-                    .weights(&truth, 1)?;
-                let nearest = (0..weights.len())
-                    .max_by(|&i, &j| weights[i].total_cmp(&weights[j]))
-                    .context("the prior has no shapes")?;
-                let best = norm.mesh_to_model_m(&decode_mesh(&prior.decoder, &units[nearest], 32)?);
-                // The code fitted to the predicted NOCS inside the predicted mask (the visible surface
-                // in canonical units), started from the predicted code or a training code.
-                let observations: Vec<[f32; 3]> = (0..t * t)
-                    .filter(|&p| mask[k * t * t + p] > 0.5)
-                    .map(|p| std::array::from_fn(|c| 2.0 * nocs[k * 3 * t * t + c * t * t + p] - 1.0))
-                    .collect();
-                let nocs_fit = if observations.len() >= 10 {
-                    let mut starts = vec![latents[k * l..(k + 1) * l].to_vec()];
-                    starts.extend(units.iter().cloned());
-                    let fit = deepsdf::fit::fit_latent(
-                        &prior.decoder,
-                        &observations,
-                        &starts,
-                        &deepsdf::fit::FitConfig {
-                            candidates: starts.len(),
-                            ..Default::default()
-                        },
-                    )?;
-                    let m = decode_mesh(&prior.decoder, &fit.latent, 32)?;
-                    if m.triangles.is_empty() {
-                        f64::NAN
-                    } else {
-                        MeshSide::new(&norm.mesh_to_model_m(&m), 2000, k as u64)?.chamfer_to(&truth_side)
-                    }
-                } else {
-                    f64::NAN
-                };
-                Ok((
-                    stretched,
-                    MeshSide::new(&best, 2000, k as u64)?.chamfer_to(&truth_side),
-                    nocs_fit,
-                ))
-            })
-            .collect::<anyhow::Result<_>>()?
-    } else {
-        Vec::new()
-    };
-    // Per picked crop: (predicted shape's Chamfer, NaN when it decodes to nothing; typical car's).
-    let pairs: Vec<(f64, f64)> = picked
+    // Per picked crop: the predicted shape's Chamfer (NaN when it decodes to nothing), the typical
+    // car's and, with `--oracles`, the diagnostics (size-aligned, nearest prior shape, NOCS fit).
+    let per_crop: Vec<[f64; 5]> = picked
         .par_iter()
-        .map(|&k| -> anyhow::Result<(f64, f64)> {
+        .map(|&k| -> anyhow::Result<[f64; 5]> {
             let truth = library
                 .shape(crops[k].shape_index)
                 .context("missing library shape")?;
             let norm = Normalisation::for_mesh(&truth, mpu)?;
-            // The true shape's side is built once for both comparisons.
+            // The true shape's side is built once for every comparison.
             let truth_side = MeshSide::new(&truth, 2000, k as u64)?;
-            let chamfer = |mesh_unit: &sim::TriMesh| -> anyhow::Result<f64> {
-                Ok(MeshSide::new(&norm.mesh_to_model_m(mesh_unit), 2000, k as u64)?.chamfer_to(&truth_side))
+            let chamfer_m = |mesh_model_m: &sim::TriMesh| -> anyhow::Result<f64> {
+                if mesh_model_m.triangles.is_empty() {
+                    return Ok(f64::NAN);
+                }
+                Ok(MeshSide::new(mesh_model_m, 2000, k as u64)?.chamfer_to(&truth_side))
             };
+            let chamfer = |mesh_unit: &sim::TriMesh| chamfer_m(&norm.mesh_to_model_m(mesh_unit));
             let baseline = chamfer(&typical_mesh)?;
-            let decoded = decode_mesh(&prior.decoder, &latents[k * l..(k + 1) * l], 32)?;
-            if decoded.triangles.is_empty() {
-                return Ok((f64::NAN, baseline));
+            let latent = &latents[k * l..(k + 1) * l];
+            let decoded = decode_mesh(&prior.decoder, latent, 32)?;
+            let predicted = chamfer(&decoded)?;
+            let Some(shapes) = &prior_shapes else {
+                return Ok([predicted, baseline, f64::NAN, f64::NAN, f64::NAN]);
+            };
+            // The predicted shape stretched to the true box.
+            let mut stretched = norm.mesh_to_model_m(&decoded);
+            if let (Some((lo, hi)), Some((dlo, dhi))) = (truth.bounds(), stretched.bounds()) {
+                for v in &mut stretched.vertices {
+                    for a in 0..3 {
+                        let t = (v[a] - dlo[a]) / (dhi[a] - dlo[a]).max(1e-6);
+                        v[a] = lo[a] + t * (hi[a] - lo[a]);
+                    }
+                }
             }
-            Ok((chamfer(&decoded)?, baseline))
+            // The nearest of the prior's training shapes.
+            let weights = shapes.weights(&truth, 1)?;
+            let nearest = (0..weights.len())
+                .max_by(|&i, &j| weights[i].total_cmp(&weights[j]))
+                .context("the prior has no shapes")?;
+            // The code fitted to the predicted NOCS inside the predicted mask (the visible surface
+            // in canonical units), started from the predicted code or a training code.
+            let observations: Vec<[f32; 3]> = (0..t * t)
+                .filter(|&p| mask[k * t * t + p] > 0.5)
+                .map(|p| std::array::from_fn(|c| 2.0 * nocs[k * 3 * t * t + c * t * t + p] - 1.0))
+                .collect();
+            let nocs_fit = if observations.len() >= 10 {
+                let mut starts = vec![latent.to_vec()];
+                starts.extend(units.iter().cloned());
+                let fit = deepsdf::fit::fit_latent(
+                    &prior.decoder,
+                    &observations,
+                    &starts,
+                    &deepsdf::fit::FitConfig {
+                        candidates: starts.len(),
+                        ..Default::default()
+                    },
+                )?;
+                chamfer(&decode_mesh(&prior.decoder, &fit.latent, 32)?)?
+            } else {
+                f64::NAN
+            };
+            Ok([
+                predicted,
+                baseline,
+                chamfer_m(&stretched)?,
+                chamfer(&decode_mesh(&prior.decoder, &units[nearest], 32)?)?,
+                nocs_fit,
+            ])
         })
         .collect::<anyhow::Result<_>>()?;
+    let column = |i: usize| -> Vec<f64> { per_crop.iter().map(|c| c[i]).collect() };
+    let pairs: Vec<(f64, f64)> = per_crop.iter().map(|c| (c[0], c[1])).collect();
     let chamfers: Vec<f64> = pairs.iter().map(|p| p.0).collect();
     let baseline: Vec<f64> = pairs.iter().map(|p| p.1).collect();
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let empty = chamfers.iter().filter(|d| d.is_nan()).count();
     let finite: Vec<f64> = chamfers.iter().copied().filter(|d| d.is_finite()).collect();
-    let report = serde_json::json!({
+    let mut report = serde_json::json!({
         "mask_iou": mean(&ious),
         "nocs_err": mean(&errs),
         "latent_chamfer_m": mean(&finite),
@@ -263,14 +240,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "inference_ms_per_crop_batch16": infer_ms,
         "weights": weights.display().to_string(),
     });
-    let mut report = report;
     if args.oracles {
         let fin = |v: Vec<f64>| -> Vec<f64> { v.into_iter().filter(|d| d.is_finite()).collect() };
-        report["oracle_size_aligned_chamfer_m"] = mean(&fin(oracles.iter().map(|o| o.0).collect())).into();
-        report["oracle_best_prior_code_chamfer_m"] = mean(&fin(oracles.iter().map(|o| o.1).collect())).into();
+        report["oracle_size_aligned_chamfer_m"] = mean(&fin(column(2))).into();
+        report["oracle_best_prior_code_chamfer_m"] = mean(&fin(column(3))).into();
         report["prior_codes"] = units.len().into();
-        report["nocs_fitted_code_chamfer_m"] = mean(&fin(oracles.iter().map(|o| o.2).collect())).into();
-        report["nocs_fitted_code_chamfer_m"] = mean(&fin(oracles.iter().map(|o| o.2).collect())).into();
+        report["nocs_fitted_code_chamfer_m"] = mean(&fin(column(4))).into();
     }
     let text = serde_json::to_string_pretty(&report)?;
     #[allow(clippy::print_stdout, reason = "the JSON is the command's output")]

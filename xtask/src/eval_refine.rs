@@ -145,23 +145,14 @@ fn handcrafted(
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config_path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| crate::root().join("configs/refine.toml"));
+    let config_path = crate::repo_path(&args.config, "configs/refine.toml");
     let settings = load_config(&config_path)?;
     let weights = args
         .weights
         .clone()
         .unwrap_or_else(|| crate::root().join(&settings.stage.weights));
-    let prior_path = args
-        .prior
-        .clone()
-        .unwrap_or_else(|| crate::root().join("data/weights/deepsdf.safetensors"));
-    let texture_path = args
-        .texture
-        .clone()
-        .unwrap_or_else(|| crate::root().join("data/weights/texture.json"));
+    let prior_path = crate::repo_path(&args.prior, "data/weights/deepsdf.safetensors");
+    let texture_path = crate::repo_path(&args.texture, "data/weights/texture.json");
     let prior = ShapePrior::load(&prior_path).with_context(|| format!("loading {}", prior_path.display()))?;
     let atlas =
         MaterialAtlas::load(&texture_path).with_context(|| format!("loading {}", texture_path.display()))?;
@@ -306,10 +297,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "baseline": mono,
         "results": rows,
     });
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::root().join("data/weights/refine_eval.json"));
+    let out = crate::repo_path(&args.out, "data/weights/refine_eval.json");
     kitti::io::write_atomic(&out, serde_json::to_string_pretty(&report)?.as_bytes())?;
     let text = if args.json {
         serde_json::to_string_pretty(&report)?

@@ -59,10 +59,7 @@ const OBSERVATIONS: usize = 2000;
 const CHAMFER_SAMPLES: usize = 20_000;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let weights = args
-        .weights
-        .clone()
-        .unwrap_or_else(|| crate::root().join("data/weights/deepsdf.safetensors"));
+    let weights = crate::repo_path(&args.weights, "data/weights/deepsdf.safetensors");
     let prior = ShapePrior::load(&weights)?;
     let config: SdfConfig = serde_json::from_value(prior.meta.training["config"].clone())
         .context("the weights' metadata lacks the training config")?;

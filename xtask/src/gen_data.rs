@@ -60,10 +60,7 @@ pub fn load_config(path: Option<&Path>, domain: Domain) -> anyhow::Result<FrameC
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::root().join("data/synthetic"));
+    let out = crate::repo_path(&args.out, "data/synthetic");
     let config = load_config(args.config.as_deref(), args.domain)?;
     let (library, library_spec) = match &args.car_models {
         Some(dir) => {

@@ -91,6 +91,25 @@ pub fn root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// `path` if given, else `default` relative to the repository root (the commands' default files).
+pub fn repo_path(path: &Option<PathBuf>, default: &str) -> PathBuf {
+    path.clone().unwrap_or_else(|| root().join(default))
+}
+
+/// A TOML settings file as `T` (every key optional where `T` has serde defaults); `what` names the
+/// settings in the error ("CSS settings").
+pub fn load_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str) -> anyhow::Result<T> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{}: invalid {what}", path.display()))
+}
+
+/// The mean of `f` over the last `n` entries of a training history.
+pub fn mean_of_last<T>(history: &[T], n: usize, f: impl Fn(&T) -> f32) -> f64 {
+    let tail = &history[history.len().saturating_sub(n)..];
+    tail.iter().map(|x| f64::from(f(x))).sum::<f64>() / tail.len().max(1) as f64
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(

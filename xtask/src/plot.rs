@@ -77,6 +77,61 @@ pub fn line_chart(
     Ok(())
 }
 
+/// One loss curve of [`training_curves`]: its label, colour and value per history entry.
+pub type Curve<'a, T> = (&'a str, RGBColor, &'a dyn Fn(&T) -> f64);
+
+/// The loss curves of a training `history` (one entry per step, `steps` planned), each a moving
+/// average over `window` steps, as PNG; the y axis leaves out each curve's first `window` steps,
+/// where the losses start high.
+pub fn training_curves<T>(
+    path: &Path,
+    title: &str,
+    history: &[T],
+    steps: usize,
+    window: usize,
+    curves: &[Curve<'_, T>],
+) -> anyhow::Result<()> {
+    let smoothed: Vec<Vec<(f64, f64)>> = curves
+        .iter()
+        .map(|(_, _, f)| moving_average(&history.iter().map(f).collect::<Vec<_>>(), window))
+        .collect();
+    let y_max = smoothed
+        .iter()
+        .flat_map(|c| c.iter().skip(window))
+        .map(|p| p.1)
+        .fold(1e-3, f64::max);
+    let series: Vec<Series<'_>> = curves
+        .iter()
+        .zip(&smoothed)
+        .map(|((label, color, _), points)| Series {
+            label: (*label).to_owned(),
+            points,
+            color: *color,
+        })
+        .collect();
+    line_chart(
+        path,
+        &format!("{title} (moving average over {window} steps)"),
+        ("step", "loss"),
+        (0.0..steps.max(1) as f64, 0.0..y_max * 1.05),
+        &series,
+    )
+}
+
+/// Moving average over `window` values: `(i + 1, mean of the last ≤ window values up to i)`.
+pub fn moving_average(values: &[f64], window: usize) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(values.len());
+    let mut sum = 0.0;
+    for (i, v) in values.iter().enumerate() {
+        sum += v;
+        if i >= window {
+            sum -= values[i - window];
+        }
+        out.push(((i + 1) as f64, sum / (i + 1).min(window) as f64));
+    }
+    out
+}
+
 /// Precision–recall curves like the devkit's plots: one PNG per class, metric and overlap set, with
 /// easy, moderate and hard. Returns the number of files written.
 pub fn precision_recall_curves(report: &EvalReport, dir: &Path) -> anyhow::Result<usize> {

@@ -2,12 +2,13 @@
 //! NOCS, mask and latent targets, trains the CSS network (seeded, resumable from its checkpoint) and
 //! writes `data/weights/css.safetensors` with its metadata and the loss curves.
 
-use crate::plot::{Series, line_chart};
+use crate::plot::{Curve, training_curves};
 use anyhow::{Context, bail};
 use css::config::CssConfig;
 use css::data::generate_crops;
 use css::train::{Losses, fine_tune, train};
 use deepsdf::ShapePrior;
+use plotters::style::RGBColor;
 use sim::frame::FrameConfig;
 use sim::{Domain, ShapeLibrary};
 use std::path::{Path, PathBuf};
@@ -39,8 +40,7 @@ pub struct Args {
 
 /// Reads the settings file (every key optional).
 pub fn load_config(path: &Path) -> anyhow::Result<CssConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("{}: invalid CSS settings", path.display()))
+    crate::load_toml(path, "CSS settings")
 }
 
 /// A training callback that moves `bar` and shows the losses every 10 steps.
@@ -57,25 +57,8 @@ pub fn step_progress(bar: &indicatif::ProgressBar) -> impl FnMut(usize, &Losses)
     }
 }
 
-/// Moving average over `window` steps.
-fn smooth(values: &[f64], window: usize) -> Vec<(f64, f64)> {
-    let mut out = Vec::with_capacity(values.len());
-    let mut sum = 0.0;
-    for (i, v) in values.iter().enumerate() {
-        sum += v;
-        if i >= window {
-            sum -= values[i - window];
-        }
-        out.push(((i + 1) as f64, sum / (i + 1).min(window) as f64));
-    }
-    out
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config_path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| crate::root().join("configs/css.toml"));
+    let config_path = crate::repo_path(&args.config, "configs/css.toml");
     let mut config = load_config(&config_path)?;
     if let Some(s) = args.steps {
         config.train.steps = s;
@@ -83,14 +66,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(f) = args.frames {
         config.data.frames = f;
     }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::root().join("data/weights/css.safetensors"));
-    let prior_path = args
-        .prior
-        .clone()
-        .unwrap_or_else(|| crate::root().join("data/weights/deepsdf.safetensors"));
+    let out = crate::repo_path(&args.out, "data/weights/css.safetensors");
+    let prior_path = crate::repo_path(&args.prior, "data/weights/deepsdf.safetensors");
     let prior = ShapePrior::load(&prior_path)
         .with_context(|| format!("loading the shape prior {}", prior_path.display()))?;
     if prior.decoder.config.latent_dim != config.model.latent_dim {
@@ -107,7 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let start = Instant::now();
     let frames_bar = crate::progress_bar(config.data.frames, "frames", "{msg} (eta {eta})");
-    let crops = generate_crops(
+    let mut crops = generate_crops(
         &library,
         &prior,
         &frame_config,
@@ -127,7 +104,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if crops.is_empty() {
         bail!("no crops: every car was filtered out");
     }
-    let mut crops = crops;
     let k = config.model.latent_codes;
     if k > 0 {
         if k != prior.latents.len() {
@@ -203,11 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     steps_bar.finish_and_clear();
     let train_s = train_start.elapsed().as_secs_f64();
-    let tail = trained.history.len().saturating_sub(100);
-    let mean = |f: &dyn Fn(&Losses) -> f32| {
-        let t = &trained.history[tail..];
-        t.iter().map(|l| f64::from(f(l))).sum::<f64>() / t.len().max(1) as f64
-    };
+    let mean = |f: fn(&Losses) -> f32| crate::mean_of_last(&trained.history, 100, f);
     let record = serde_json::json!({
         "config": &config,
         "prior": prior_path.file_name().map(|n| n.to_string_lossy().into_owned()),
@@ -217,64 +189,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "train_seconds": train_s,
         "samples_per_second": trained.samples_per_s,
         "final_losses_mean_of_last_100": {
-            "nocs": mean(&|l| l.nocs), "mask": mean(&|l| l.mask), "latent": mean(&|l| l.latent),
-            "code": mean(&|l| l.code)
+            "nocs": mean(|l| l.nocs), "mask": mean(|l| l.mask), "latent": mean(|l| l.latent),
+            "code": mean(|l| l.code)
         },
     });
     css::weights::save(&out, &trained.varmap, &config.model, record)?;
 
-    let series = |f: &dyn Fn(&Losses) -> f32| {
-        smooth(
-            &trained
-                .history
-                .iter()
-                .map(|l| f64::from(f(l)))
-                .collect::<Vec<_>>(),
-            50,
-        )
-    };
-    let (nocs, mask, latent, code) = (
-        series(&|l| l.nocs),
-        series(&|l| l.mask),
-        series(&|l| l.latent),
-        series(&|l| l.code),
-    );
-    let y_max = nocs
-        .iter()
-        .chain(&mask)
-        .chain(&latent)
-        .chain(&code)
-        .skip(50)
-        .map(|p| p.1)
-        .fold(1e-3, f64::max);
     let png = out.with_file_name(format!("{stem}_loss.png"));
-    line_chart(
+    let mut curves: Vec<Curve<'_, Losses>> = vec![
+        ("NOCS L1 (in mask)", RGBColor(30, 90, 200), &|l| f64::from(l.nocs)),
+        ("mask cross-entropy", RGBColor(200, 60, 30), &|l| {
+            f64::from(l.mask)
+        }),
+        ("latent squared distance", RGBColor(30, 150, 60), &|l| {
+            f64::from(l.latent)
+        }),
+    ];
+    if config.model.latent_codes > 0 {
+        curves.push(("code-score cross-entropy", RGBColor(140, 60, 160), &|l| {
+            f64::from(l.code)
+        }));
+    }
+    training_curves(
         &png,
-        "CSS training (moving average over 50 steps)",
-        ("step", "loss"),
-        (0.0..config.train.steps.max(1) as f64, 0.0..y_max * 1.05),
-        &[
-            Series {
-                label: "NOCS L1 (in mask)".into(),
-                points: &nocs,
-                color: plotters::style::RGBColor(30, 90, 200),
-            },
-            Series {
-                label: "mask cross-entropy".into(),
-                points: &mask,
-                color: plotters::style::RGBColor(200, 60, 30),
-            },
-            Series {
-                label: "latent squared distance".into(),
-                points: &latent,
-                color: plotters::style::RGBColor(30, 150, 60),
-            },
-            Series {
-                label: "code-score cross-entropy".into(),
-                points: &code,
-                color: plotters::style::RGBColor(140, 60, 160),
-            },
-        ],
+        "CSS training",
+        &trained.history,
+        config.train.steps,
+        50,
+        &curves,
     )?;
     tracing::info!(
         "trained on {} crops: data {data_s:.0} s, training {train_s:.0} s ({:.1} crops/s); wrote {} and {}",
@@ -298,7 +240,7 @@ mod tests {
 
     #[test]
     fn moving_average_over_a_window() {
-        let s = smooth(&[1.0, 3.0, 5.0, 7.0], 2);
+        let s = crate::plot::moving_average(&[1.0, 3.0, 5.0, 7.0], 2);
         assert_eq!(s, vec![(1.0, 1.0), (2.0, 2.0), (3.0, 4.0), (4.0, 6.0)]);
     }
 }

@@ -2,9 +2,10 @@
 //! true poses, trains the correspondence network of the learned refinement (seeded, resumable from
 //! its checkpoint) and writes `data/weights/refine.safetensors` with its metadata and loss curves.
 
-use crate::plot::{Series, line_chart};
+use crate::plot::training_curves;
 use anyhow::{Context, bail};
 use deepsdf::ShapePrior;
+use plotters::style::RGBColor;
 use refine::config::RefineSettings;
 use refine::data::{generate_crops, shapes_of};
 use refine::train::{Losses, train};
@@ -40,22 +41,7 @@ pub struct Args {
 
 /// Reads the settings file (every key optional).
 pub fn load_config(path: &Path) -> anyhow::Result<RefineSettings> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("{}: invalid refinement settings", path.display()))
-}
-
-/// Moving average over `window` steps.
-fn smooth(values: &[f64], window: usize) -> Vec<(f64, f64)> {
-    let mut out = Vec::with_capacity(values.len());
-    let mut sum = 0.0;
-    for (i, v) in values.iter().enumerate() {
-        sum += v;
-        if i >= window {
-            sum -= values[i - window];
-        }
-        out.push(((i + 1) as f64, sum / (i + 1).min(window) as f64));
-    }
-    out
+    crate::load_toml(path, "refinement settings")
 }
 
 /// The median IoU of the true-pose rendering's mask (> ½) with the car's own visible pixels over
@@ -85,10 +71,7 @@ fn mask_agreement(
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config_path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| crate::root().join("configs/refine.toml"));
+    let config_path = crate::repo_path(&args.config, "configs/refine.toml");
     let mut config = load_config(&config_path)?;
     if let Some(s) = args.steps {
         config.train.steps = s;
@@ -99,14 +82,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(s) = args.seed {
         config.train.seed = s;
     }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::root().join("data/weights/refine.safetensors"));
-    let prior_path = args
-        .prior
-        .clone()
-        .unwrap_or_else(|| crate::root().join("data/weights/deepsdf.safetensors"));
+    let out = crate::repo_path(&args.out, "data/weights/refine.safetensors");
+    let prior_path = crate::repo_path(&args.prior, "data/weights/deepsdf.safetensors");
     let prior = ShapePrior::load(&prior_path)
         .with_context(|| format!("loading the shape prior {}", prior_path.display()))?;
 
@@ -178,11 +155,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?;
     bar.finish_and_clear();
     let train_s = train_start.elapsed().as_secs_f64();
-    let tail = trained.history.len().saturating_sub(100);
-    let mean = |f: &dyn Fn(&Losses) -> f32| {
-        let t = &trained.history[tail..];
-        t.iter().map(|l| f64::from(f(l))).sum::<f64>() / t.len().max(1) as f64
-    };
+    let mean = |f: fn(&Losses) -> f32| crate::mean_of_last(&trained.history, 100, f);
     let record = serde_json::json!({
         "config": &config,
         "init": args.init.as_ref().map(|p| p.display().to_string()),
@@ -195,55 +168,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "samples_per_second": trained.samples_per_s,
         "parameters": refine::net::parameter_count(&trained.varmap),
         "final_losses_mean_of_last_100": {
-            "field": mean(&|l| l.field), "field_px": mean(&|l| l.field_px),
-            "visibility": mean(&|l| l.visibility),
+            "field": mean(|l| l.field), "field_px": mean(|l| l.field_px),
+            "visibility": mean(|l| l.visibility),
         },
     });
     refine::net::save(&out, &trained.varmap, &config.net, record)?;
 
-    let series = |f: &dyn Fn(&Losses) -> f32| {
-        smooth(
-            &trained
-                .history
-                .iter()
-                .map(|l| f64::from(f(l)))
-                .collect::<Vec<_>>(),
-            50,
-        )
-    };
-    let (field, field_px, vis) = (
-        series(&|l| l.field),
-        series(&|l| l.field_px / 4.0),
-        series(&|l| l.visibility),
-    );
-    let y_max = field
-        .iter()
-        .chain(&field_px)
-        .chain(&vis)
-        .map(|p| p.1)
-        .fold(1e-3, f64::max);
     let png = out.with_file_name(format!("{stem}_loss.png"));
-    line_chart(
+    training_curves(
         &png,
-        "Correspondence-field training (moving average over 50 steps)",
-        ("step", "loss"),
-        (0.0..config.train.steps.max(1) as f64, 0.0..y_max * 1.05),
+        "Correspondence-field training",
+        &trained.history,
+        config.train.steps,
+        50,
         &[
-            Series {
-                label: "field smooth-L1 (visible cells, 4 px units)".into(),
-                points: &field,
-                color: plotters::style::RGBColor(30, 90, 200),
-            },
-            Series {
-                label: "field mean |error| / 4 px".into(),
-                points: &field_px,
-                color: plotters::style::RGBColor(30, 150, 60),
-            },
-            Series {
-                label: "visibility cross-entropy".into(),
-                points: &vis,
-                color: plotters::style::RGBColor(200, 60, 30),
-            },
+            (
+                "field smooth-L1 (visible cells, 4 px units)",
+                RGBColor(30, 90, 200),
+                &|l: &Losses| f64::from(l.field),
+            ),
+            (
+                "field mean |error| / 4 px",
+                RGBColor(30, 150, 60),
+                &|l: &Losses| f64::from(l.field_px / 4.0),
+            ),
+            (
+                "visibility cross-entropy",
+                RGBColor(200, 60, 30),
+                &|l: &Losses| f64::from(l.visibility),
+            ),
         ],
     )?;
     tracing::info!(

@@ -81,15 +81,11 @@ pub struct Args {
 
 /// Reads the settings file (every key optional).
 pub fn load_config(path: &Path) -> anyhow::Result<SdfConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("{}: invalid shape-prior settings", path.display()))
+    crate::load_toml(path, "shape-prior settings")
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config_path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| crate::root().join("configs/deepsdf.toml"));
+    let config_path = crate::repo_path(&args.config, "configs/deepsdf.toml");
     let mut config = load_config(&config_path)?;
     if let Some(s) = args.steps {
         config.train.steps = s;
@@ -100,10 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(d) = args.latent_dim {
         config.train.decoder.latent_dim = d;
     }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::root().join("data/weights/deepsdf.safetensors"));
+    let out = crate::repo_path(&args.out, "data/weights/deepsdf.safetensors");
     let (library, source) = match &args.car_models {
         Some(dir) => (
             ShapeLibrary::from_obj_dir(dir).with_context(|| format!("loading {}", dir.display()))?,

@@ -1,5 +1,6 @@
 //! Training: batches of augmented crops, losses on NOCS (L1 inside the true mask), mask (binary
-//! cross-entropy) and latent (squared distance on the sphere), Adam with a step schedule, seeded
+//! cross-entropy), latent (squared distance on the sphere) and, for a head that scores the prior's
+//! codes, the scores' cross-entropy against the crops' shape weights; Adam with a step schedule, seeded
 //! and resumable (checkpoints hold the weights, Adam's moments and the step; each step's batch is
 //! drawn from its own seed, so a resumed run continues exactly where it stopped).
 
