@@ -167,7 +167,7 @@ pub struct FineTuneConfig {
 impl Default for FineTuneConfig {
     fn default() -> Self {
         FineTuneConfig {
-            steps: 600,
+            steps: 1000,
             lr: 5e-4,
             batch_size: 16,
             target_repeat: 2,
@@ -193,9 +193,9 @@ pub struct DataConfig {
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
-            train_frames: 200,
+            train_frames: 400,
             train_seed: 3000,
-            val_frames: 100,
+            val_frames: 200,
         }
     }
 }
