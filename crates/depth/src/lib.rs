@@ -5,6 +5,7 @@
 //! - [`PngDepth`]: a folder of KITTI depth PNGs (uint16 = metres × 256): a monocular depth
 //!   network's output, by default the synthetic world's `training/mono_depth_2`.
 //! - [`LidarDepth`]: the frame's LIDAR sweep projected into the image (sparse; for ablations).
+//! - [`road`]: local correction of a map by the road plane ([`correct_by_road`]).
 //! - [`DepthConfig`] and [`open`]: which source a run uses. The true depth (`depth_2`) is ground
 //!   truth: [`open`] refuses it unless `allow_ground_truth` is set (an explicit oracle ablation).
 //!
@@ -12,9 +13,11 @@
 //! passed in; it knows nothing of shapes, rendering or optimisation.
 
 mod error;
+pub mod road;
 mod source;
 
 pub use error::{DepthError, Result};
+pub use road::{CorrectionStats, RoadCorrection, correct_by_road};
 pub use kitti::image::DepthMap;
 pub use source::{
     DepthConfig, DepthKind, DepthSource, GROUND_TRUTH_FOLDERS, LidarDepth, PngDepth, median_depth_m, open,

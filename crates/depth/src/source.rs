@@ -136,6 +136,9 @@ pub struct DepthConfig {
     pub camera_height_m: f64,
     /// Road pixels farther than this are not used for that plane, m.
     pub road_max_depth_m: f64,
+    /// After that rescaling, the local correction by the road plane ([`crate::road`]):
+    /// `sigma_px = 0` turns it off.
+    pub road_correction: crate::road::RoadCorrection,
 }
 
 impl Default for DepthConfig {
@@ -146,6 +149,7 @@ impl Default for DepthConfig {
             allow_ground_truth: false,
             camera_height_m: 1.65,
             road_max_depth_m: 30.0,
+            road_correction: crate::road::RoadCorrection::default(),
         }
     }
 }

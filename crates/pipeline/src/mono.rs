@@ -168,8 +168,9 @@ impl MonoLabeler {
 
     /// Rescales `map` so that the road plane fitted to it (pixels below the horizon, outside every
     /// detection box, nearer than `depth.road_max_depth_m`) lies `depth.camera_height_m` below the
-    /// camera. Leaves the map as it is (with a warning) when no plane is found or the factor is
-    /// implausible (outside 0.7–1.4).
+    /// camera, then corrects it region by region by that plane (`depth.road_correction`,
+    /// [`depth::correct_by_road`]). Leaves the map as it is (with a warning) when no plane is found
+    /// or the factor is implausible (outside 0.7–1.4).
     fn rescale(
         &self,
         frame: &FrameInput,
@@ -179,16 +180,20 @@ impl MonoLabeler {
         let cfg = &self.config.depth;
         let (k, _) = Intrinsics::from_projection(&frame.calib.image_from_rect(Camera::Cam2));
         let (w, h) = frame.image_size();
+        let in_a_box = |u: u32, v: u32| {
+            let (uf, vf) = (f64::from(u), f64::from(v));
+            detections
+                .iter()
+                .any(|d| uf >= d.bbox.left && uf <= d.bbox.right && vf >= d.bbox.top && vf <= d.bbox.bottom)
+        };
         let mut points = Vec::new();
         let first_row = (k.cy.max(0.0) as u32 + 5).min(h);
         for v in (first_row..h).step_by(3) {
             for u in (0..w).step_by(3) {
-                let (uf, vf) = (f64::from(u), f64::from(v));
-                if detections.iter().any(|d| {
-                    uf >= d.bbox.left && uf <= d.bbox.right && vf >= d.bbox.top && vf <= d.bbox.bottom
-                }) {
+                if in_a_box(u, v) {
                     continue;
                 }
+                let (uf, vf) = (f64::from(u), f64::from(v));
                 let Some(d) = map.get(u, v) else { continue };
                 let d = f64::from(d);
                 if d < cfg.road_max_depth_m {
@@ -216,9 +221,12 @@ impl MonoLabeler {
         }
         tracing::debug!(frame = %frame.id, factor, "depth rescaled to the camera height");
         map.depth_m.iter_mut().for_each(|d| *d *= factor as f32);
+        let n = plane.normal.into_inner();
+        // What the one scale leaves, region by region: the road's log error spread around it.
+        let local = depth::correct_by_road(map, &k, &n, plane.offset * factor, &in_a_box, &cfg.road_correction);
+        tracing::debug!(frame = %frame.id, road_pixels = local.road_pixels, mean_abs_log = local.mean_abs_log, "depth corrected by the road");
         // The plane in the rect frame after scaling (camera frame = rect + cam_from_rect).
         let (_, cam_from_rect) = Intrinsics::from_projection(&frame.calib.image_from_rect(Camera::Cam2));
-        let n = plane.normal.into_inner();
         let up = if n.y < 0.0 { n } else { -n };
         let offset_cam = plane.offset * factor * if n.y < 0.0 { 1.0 } else { -1.0 };
         Some(GroundPlane {
