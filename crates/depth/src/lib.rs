@@ -17,8 +17,8 @@ pub mod road;
 mod source;
 
 pub use error::{DepthError, Result};
-pub use road::{CorrectionStats, RoadCorrection, correct_by_road};
 pub use kitti::image::DepthMap;
+pub use road::{CorrectionStats, RoadCorrection, correct_by_road};
 pub use source::{
     DepthConfig, DepthKind, DepthSource, GROUND_TRUTH_FOLDERS, LidarDepth, PngDepth, median_depth_m, open,
     project_points,

@@ -75,7 +75,9 @@ pub fn correct_by_road(
     let first_row = (k.cy.max(0.0) as usize + 1).min(h);
     for v in first_row..h {
         for u in 0..w {
-            let Some(d) = map.get(u as u32, v as u32) else { continue };
+            let Some(d) = map.get(u as u32, v as u32) else {
+                continue;
+            };
             let d = f64::from(d);
             if d > config.max_depth_m || excluded(u as u32, v as u32) {
                 continue;
@@ -192,7 +194,14 @@ mod tests {
     fn an_exact_map_is_left_as_it_is() {
         let (k, mut map, normal, offset) = road_scene();
         let before = map.depth_m.clone();
-        let stats = correct_by_road(&mut map, &k, &normal, offset, &|_, _| false, &RoadCorrection::default());
+        let stats = correct_by_road(
+            &mut map,
+            &k,
+            &normal,
+            offset,
+            &|_, _| false,
+            &RoadCorrection::default(),
+        );
         assert!(stats.road_pixels > 1000, "{stats:?}");
         for (a, b) in map.depth_m.iter().zip(&before) {
             assert!((a / b - 1.0).abs() < 1e-3, "{a} vs {b}");
@@ -223,7 +232,10 @@ mod tests {
             }
         }
         let stats = correct_by_road(&mut map, &k, &normal, offset, &car, &RoadCorrection::default());
-        assert!(stats.corrected_pixels > 0 && stats.mean_abs_log > 0.02, "{stats:?}");
+        assert!(
+            stats.corrected_pixels > 0 && stats.mean_abs_log > 0.02,
+            "{stats:?}"
+        );
         let car_depth = map.get(35, 50).unwrap();
         assert!((car_depth / 12.0 - 1.0).abs() < 0.02, "car {car_depth} vs 12 m");
         for (u, v) in [(30, 80), (170, 80), (100, 90)] {

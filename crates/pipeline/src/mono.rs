@@ -223,7 +223,14 @@ impl MonoLabeler {
         map.depth_m.iter_mut().for_each(|d| *d *= factor as f32);
         let n = plane.normal.into_inner();
         // What the one scale leaves, region by region: the road's log error spread around it.
-        let local = depth::correct_by_road(map, &k, &n, plane.offset * factor, &in_a_box, &cfg.road_correction);
+        let local = depth::correct_by_road(
+            map,
+            &k,
+            &n,
+            plane.offset * factor,
+            &in_a_box,
+            &cfg.road_correction,
+        );
         tracing::debug!(frame = %frame.id, road_pixels = local.road_pixels, mean_abs_log = local.mean_abs_log, "depth corrected by the road");
         // The plane in the rect frame after scaling (camera frame = rect + cam_from_rect).
         let (_, cam_from_rect) = Intrinsics::from_projection(&frame.calib.image_from_rect(Camera::Cam2));
