@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RoadCorrection {
-    /// σ of the Gaussian that spreads the road's log ratio, px; 0 turns the correction off.
+    /// σ of the Gaussian that spreads the road's log ratio, px; 0 (the default) turns the
+    /// correction off; 15 is the value measured in BENCHMARKS.md ("Monocular mode").
     pub sigma_px: f64,
     /// A pixel is road when its point lies within this distance of the plane, m.
     pub inlier_m: f64,
@@ -33,7 +34,7 @@ pub struct RoadCorrection {
 impl Default for RoadCorrection {
     fn default() -> Self {
         RoadCorrection {
-            sigma_px: 15.0,
+            sigma_px: 0.0,
             inlier_m: 0.15,
             max_depth_m: 45.0,
             min_support: 0.005,
@@ -158,6 +159,14 @@ fn box_pass(line: &[f32], r: usize, mut out: impl FnMut(usize, f32)) {
 mod tests {
     use super::*;
 
+    /// The correction on, with the default settings otherwise.
+    fn on() -> RoadCorrection {
+        RoadCorrection {
+            sigma_px: 15.0,
+            ..RoadCorrection::default()
+        }
+    }
+
     /// A 200 × 100 camera 1.5 m above a level road (y down), the road's true depth per pixel.
     fn road_scene() -> (Intrinsics, DepthMap, Vector3<f64>, f64) {
         let k = Intrinsics {
@@ -194,14 +203,7 @@ mod tests {
     fn an_exact_map_is_left_as_it_is() {
         let (k, mut map, normal, offset) = road_scene();
         let before = map.depth_m.clone();
-        let stats = correct_by_road(
-            &mut map,
-            &k,
-            &normal,
-            offset,
-            &|_, _| false,
-            &RoadCorrection::default(),
-        );
+        let stats = correct_by_road(&mut map, &k, &normal, offset, &|_, _| false, &on());
         assert!(stats.road_pixels > 1000, "{stats:?}");
         for (a, b) in map.depth_m.iter().zip(&before) {
             assert!((a / b - 1.0).abs() < 1e-3, "{a} vs {b}");
@@ -231,7 +233,7 @@ mod tests {
                 map.set(u, v, 12.0 * factor(u) as f32);
             }
         }
-        let stats = correct_by_road(&mut map, &k, &normal, offset, &car, &RoadCorrection::default());
+        let stats = correct_by_road(&mut map, &k, &normal, offset, &car, &on());
         assert!(
             stats.corrected_pixels > 0 && stats.mean_abs_log > 0.02,
             "{stats:?}"
@@ -250,16 +252,13 @@ mod tests {
         // Everything below the horizon excluded: no road, nothing changes.
         let all = |_: u32, _: u32| true;
         let before = map.depth_m.clone();
-        let stats = correct_by_road(&mut map, &k, &normal, offset, &all, &RoadCorrection::default());
+        let stats = correct_by_road(&mut map, &k, &normal, offset, &all, &on());
         assert_eq!(stats.road_pixels, 0);
         assert_eq!(map.depth_m, before);
         for d in &mut map.depth_m {
             *d *= 1.2;
         }
-        let off = RoadCorrection {
-            sigma_px: 0.0,
-            ..RoadCorrection::default()
-        };
+        let off = RoadCorrection::default();
         let scaled = map.depth_m.clone();
         correct_by_road(&mut map, &k, &normal, offset, &|_, _| false, &off);
         assert_eq!(map.depth_m, scaled);
