@@ -220,9 +220,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<_>>()?;
     let column = |i: usize| -> Vec<f64> { per_crop.iter().map(|c| c[i]).collect() };
-    let pairs: Vec<(f64, f64)> = per_crop.iter().map(|c| (c[0], c[1])).collect();
-    let chamfers: Vec<f64> = pairs.iter().map(|p| p.0).collect();
-    let baseline: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+    let (chamfers, baseline) = (column(0), column(1));
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let empty = chamfers.iter().filter(|d| d.is_nan()).count();
     let finite: Vec<f64> = chamfers.iter().copied().filter(|d| d.is_finite()).collect();

@@ -9,7 +9,7 @@
 //! A car standing on the road gets the correction measured on the road around and below it.
 
 use geom::Intrinsics;
-use kitti::image::DepthMap;
+use kitti::image::{Border, DepthMap, box_blur};
 use nalgebra::Vector3;
 use serde::{Deserialize, Serialize};
 
@@ -119,39 +119,13 @@ pub fn correct_by_road(
     stats
 }
 
-/// An approximate Gaussian blur of σ `sigma_px`, in place: three passes of a box of radius r along
-/// each axis (variance r(r + 1)), zero outside the image; each output is a weighted mean of its
+/// An approximate Gaussian blur of σ `sigma_px`, in place: three box passes of radius r
+/// (variance r(r + 1)), zero outside the image; each output is a weighted mean of its
 /// neighbourhood, so the ratio of two blurred maps is a normalised convolution.
 fn gaussian_blur(values: &mut [f32], w: usize, h: usize, sigma_px: f64) {
     let radius = ((sigma_px * sigma_px + 0.25).sqrt() - 0.5).round().max(1.0) as usize;
-    let mut line = Vec::new();
     for _ in 0..3 {
-        for v in 0..h {
-            line.clear();
-            line.extend_from_slice(&values[v * w..(v + 1) * w]);
-            box_pass(&line, radius, |u, x| values[v * w + u] = x);
-        }
-        for u in 0..w {
-            line.clear();
-            line.extend((0..h).map(|v| values[v * w + u]));
-            box_pass(&line, radius, |v, x| values[v * w + u] = x);
-        }
-    }
-}
-
-/// Mean over `[i − r, i + r]` of `line` (zero outside), by a running sum; `out(i, mean)`.
-fn box_pass(line: &[f32], r: usize, mut out: impl FnMut(usize, f32)) {
-    let n = line.len();
-    let scale = 1.0 / (2 * r + 1) as f64;
-    let mut sum: f64 = line.iter().take(r).map(|&x| f64::from(x)).sum();
-    for i in 0..n {
-        if i + r < n {
-            sum += f64::from(line[i + r]);
-        }
-        if i > r {
-            sum -= f64::from(line[i - r - 1]);
-        }
-        out(i, (sum * scale) as f32);
+        box_blur(values, w, h, radius, Border::Zero);
     }
 }
 
@@ -186,17 +160,6 @@ mod tests {
             }
         }
         (k, map, normal, 1.5)
-    }
-
-    #[test]
-    fn box_pass_is_a_mean_with_zeros_outside() {
-        let line = [1.0f32, 2.0, 3.0, 4.0];
-        let mut got = [0.0f32; 4];
-        box_pass(&line, 1, |i, x| got[i] = x);
-        let want = [1.0, 2.0, 3.0, 7.0 / 3.0];
-        for (g, w) in got.iter().zip(want) {
-            assert!((g - w).abs() < 1e-6, "{got:?}");
-        }
     }
 
     #[test]

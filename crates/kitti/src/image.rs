@@ -1,5 +1,5 @@
 //! Camera images (`image_2/*.png`, any size) and depth maps (`depth_2/*.png`: uint16, metres × 256,
-//! 0 = no value, the KITTI depth benchmark's encoding).
+//! 0 = no value, the KITTI depth benchmark's encoding), and [`box_blur`] for per-pixel maps.
 
 use crate::{KittiError, Result, io};
 use ::image::{DynamicImage, ImageBuffer, ImageFormat, Luma, RgbImage};
@@ -194,6 +194,63 @@ pub fn write_instance_png(path: &Path, map: &InstanceMap) -> Result<()> {
     )
 }
 
+/// What [`box_blur`] sees beyond the image's edges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Border {
+    /// The edge pixel, repeated.
+    Repeat,
+    /// Zero (for normalised convolution: outside the image there is nothing to weigh).
+    Zero,
+}
+
+/// One separable box-filter pass of radius `radius` (window `2·radius + 1`) over a row-major
+/// `width` × `height` map, in place: each pixel becomes the mean of its window. O(1) per pixel via
+/// running sums; the vertical pass keeps one sum per column so memory is walked row by row.
+pub fn box_blur(data: &mut [f32], width: usize, height: usize, radius: usize, border: Border) {
+    if radius == 0 || width == 0 || height == 0 {
+        return;
+    }
+    let window = (2 * radius + 1) as f32;
+    let r = radius as isize;
+    let inside = |i: isize, n: usize| -> Option<usize> {
+        match border {
+            Border::Repeat => Some(i.clamp(0, n as isize - 1) as usize),
+            Border::Zero => usize::try_from(i).ok().filter(|&i| i < n),
+        }
+    };
+    // Horizontal, one row at a time.
+    let mut row = vec![0.0f32; width];
+    for y in 0..height {
+        let line = &mut data[y * width..(y + 1) * width];
+        row.copy_from_slice(line);
+        let at = |x: isize| inside(x, width).map_or(0.0, |x| row[x]);
+        let mut sum: f32 = (-r..=r).map(at).sum();
+        for (x, out) in line.iter_mut().enumerate() {
+            *out = sum / window;
+            let x = x as isize;
+            sum += at(x + r + 1) - at(x - r);
+        }
+    }
+    // Vertical.
+    let source = data.to_vec();
+    let zeros = vec![0.0f32; width];
+    let row_at = |y: isize| inside(y, height).map_or(&zeros[..], |y| &source[y * width..(y + 1) * width]);
+    let mut sums = vec![0.0f32; width];
+    for dy in -r..=r {
+        for (s, &v) in sums.iter_mut().zip(row_at(dy)) {
+            *s += v;
+        }
+    }
+    for y in 0..height {
+        let (add, sub) = (row_at(y as isize + r + 1), row_at(y as isize - r));
+        let out = &mut data[y * width..(y + 1) * width];
+        for (((o, s), &a), &b) in out.iter_mut().zip(sums.iter_mut()).zip(add).zip(sub) {
+            *o = *s / window;
+            *s += a - b;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +314,54 @@ mod tests {
         let err = read_depth_png(&rgb).unwrap_err();
         assert!(matches!(err, KittiError::ImageFormat { .. }), "{err}");
         assert!(err.to_string().contains("rgb.png"));
+    }
+
+    /// [`box_blur`] against the direct window mean, for both borders.
+    fn check_box_blur(border: Border) {
+        let (w, h, r) = (9usize, 5usize, 2isize);
+        let src: Vec<f32> = (0..w * h).map(|i| ((i * 37) % 11) as f32).collect();
+        let mut fast = src.clone();
+        box_blur(&mut fast, w, h, r as usize, border);
+        let at = |x: isize, y: isize| match border {
+            Border::Repeat => {
+                src[y.clamp(0, h as isize - 1) as usize * w + x.clamp(0, w as isize - 1) as usize]
+            }
+            Border::Zero if x < 0 || y < 0 || x >= w as isize || y >= h as isize => 0.0,
+            Border::Zero => src[y as usize * w + x as usize],
+        };
+        for y in 0..h as isize {
+            for x in 0..w as isize {
+                let mut sum = 0.0;
+                for dy in -r..=r {
+                    for dx in -r..=r {
+                        sum += at(x + dx, y + dy);
+                    }
+                }
+                let direct = sum / ((2 * r + 1) * (2 * r + 1)) as f32;
+                let got = fast[y as usize * w + x as usize];
+                assert!((got - direct).abs() < 1e-4, "({x}, {y}): {got} vs {direct}");
+            }
+        }
+    }
+
+    #[test]
+    fn box_blur_matches_a_direct_average() {
+        check_box_blur(Border::Repeat);
+    }
+
+    #[test]
+    fn box_blur_with_zero_borders_matches_a_direct_average() {
+        check_box_blur(Border::Zero);
+    }
+
+    #[test]
+    fn box_blur_is_a_mean_with_zeros_outside() {
+        // One row: the vertical pass sees it once in a window of three.
+        let mut got = [1.0f32, 2.0, 3.0, 4.0];
+        box_blur(&mut got, 4, 1, 1, Border::Zero);
+        let want = [1.0, 2.0, 3.0, 7.0 / 3.0].map(|x| x / 3.0);
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{got:?}");
+        }
     }
 }

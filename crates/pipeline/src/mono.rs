@@ -168,8 +168,8 @@ impl MonoLabeler {
 
     /// Rescales `map` so that the road plane fitted to it (pixels below the horizon, outside every
     /// detection box, nearer than `depth.road_max_depth_m`) lies `depth.camera_height_m` below the
-    /// camera, then corrects it region by region by that plane (`depth.road_correction`,
-    /// [`depth::correct_by_road`]). Leaves the map as it is (with a warning) when no plane is found
+    /// camera, then, when `depth.road_correction` is on, corrects it region by region by that plane
+    /// ([`depth::correct_by_road`]). Leaves the map as it is (with a warning) when no plane is found
     /// or the factor is implausible (outside 0.7–1.4).
     fn rescale(
         &self,
@@ -231,7 +231,9 @@ impl MonoLabeler {
             &in_a_box,
             &cfg.road_correction,
         );
-        tracing::debug!(frame = %frame.id, road_pixels = local.road_pixels, mean_abs_log = local.mean_abs_log, "depth corrected by the road");
+        if local.corrected_pixels > 0 {
+            tracing::debug!(frame = %frame.id, road_pixels = local.road_pixels, mean_abs_log = local.mean_abs_log, "depth corrected by the road");
+        }
         // The plane in the rect frame after scaling (camera frame = rect + cam_from_rect).
         let (_, cam_from_rect) = Intrinsics::from_projection(&frame.calib.image_from_rect(Camera::Cam2));
         let up = if n.y < 0.0 { n } else { -n };
