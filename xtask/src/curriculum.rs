@@ -169,7 +169,10 @@ fn fine_tune(
     let model = CssModel::load(from)?;
     let mut crops: Vec<Crop> = synthetic.to_vec();
     for _ in 0..config.target_repeat.max(1) {
-        crops.extend(target.iter().map(|c| (*c).clone()));
+        crops.extend(target.iter().map(|c| Crop {
+            latent_weight: config.target_latent_weight,
+            ..(*c).clone()
+        }));
     }
     let base = model
         .meta

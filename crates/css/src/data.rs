@@ -245,6 +245,9 @@ pub struct Crop {
     pub normal: Vec<[i8; 3]>,
     /// The shape's DeepSDF code (unit length).
     pub latent: Vec<f32>,
+    /// Weight of this crop's latent loss: 1 for a true shape's code; less (0: none) for a code
+    /// that is itself an estimate, such as an autolabel's, whose errors the network should not learn.
+    pub latent_weight: f32,
     /// The car's 2D box (its label's) as rays.
     pub rays: BoxRays,
     /// The shape's index in the library.
@@ -432,6 +435,7 @@ pub fn crops_of_frame(
             mask: Vec::with_capacity(s * s),
             normal: Vec::with_capacity(s * s),
             latent,
+            latent_weight: 1.0,
             rays: BoxRays::new(b, &k),
             shape_index: *index,
             source: (frame_index, ann.line),
@@ -582,6 +586,8 @@ pub struct Sample {
     pub mask: Vec<f32>,
     /// The unit code.
     pub latent: Vec<f32>,
+    /// The crop's [`Crop::latent_weight`].
+    pub latent_weight: f32,
     /// The crop's [`Crop::shape_weights`] (empty when it has none).
     pub shape_weights: Vec<f32>,
     /// The box the network reads ([`box_features`]).
@@ -668,6 +674,7 @@ pub fn augment(
         nocs: vec![0.0; 3 * tn],
         mask: vec![0.0; tn],
         latent: crop.latent.clone(),
+        latent_weight: crop.latent_weight,
         shape_weights: crop.shape_weights.clone(),
         box_features: box_features(&rays),
     };

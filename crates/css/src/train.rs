@@ -81,7 +81,7 @@ pub struct Losses {
     pub nocs: f32,
     /// Mean binary cross-entropy of the mask.
     pub mask: f32,
-    /// Mean squared distance of the unit latents.
+    /// Mean squared distance of the unit latents, each weighted by its crop's latent weight.
     pub latent: f32,
     /// Cross-entropy of the code scores against the shape weights (0 without a code head).
     #[serde(default)]
@@ -100,6 +100,8 @@ pub struct Batch {
     pub mask: Tensor,
     /// Latent targets.
     pub latent: Tensor,
+    /// Weights of the latent loss `[B]` ([`Crop::latent_weight`]).
+    pub latent_weight: Tensor,
     /// Box features `[B, BOX_FEATURES]`.
     pub boxes: Tensor,
     /// Shape weights `[B, K]` (rows of zeros for crops without them); `None` when no crop has any.
@@ -124,6 +126,11 @@ pub fn stack(samples: &[Sample], size: usize, target: usize, device: &Device) ->
         nocs: Tensor::from_vec(cat(&|s| &s.nocs), (b, 3, target, target), device)?,
         mask: Tensor::from_vec(cat(&|s| &s.mask), (b, 1, target, target), device)?,
         latent: Tensor::from_vec(cat(&|s| &s.latent), (b, l), device)?,
+        latent_weight: Tensor::from_vec(
+            samples.iter().map(|s| s.latent_weight).collect::<Vec<f32>>(),
+            b,
+            device,
+        )?,
         boxes: Tensor::from_vec(
             samples.iter().flat_map(|s| s.box_features).collect::<Vec<f32>>(),
             (b, BOX_FEATURES),
@@ -158,7 +165,7 @@ pub fn losses(out: &CssOutput, batch: &Batch, config: &TrainConfig) -> Result<(T
     let abs = ((&out.nocs - &batch.nocs)?.abs()? * &mask3)?.sum_all()?;
     let count = (mask3.sum_all()? + 1.0)?;
     let nocs = (abs / count)?;
-    let latent = (&out.latent - &batch.latent)?.sqr()?.sum(1)?.mean_all()?;
+    let latent = ((&out.latent - &batch.latent)?.sqr()?.sum(1)? * &batch.latent_weight)?.mean_all()?;
     let mut total =
         ((&nocs * config.nocs_weight)? + (&bce * config.mask_weight)? + (&latent * config.latent_weight)?)?;
     let code = match (&out.code_logits, &batch.shape_weights) {

@@ -156,6 +156,11 @@ pub struct FineTuneConfig {
     pub batch_size: usize,
     /// Each accepted target crop counts this many times in the mix.
     pub target_repeat: usize,
+    /// Weight of an accepted crop's latent loss (the synthetic crops' is 1). An autolabel's shape
+    /// code carries the optimiser's bias (the labels come out a little short); learning it makes
+    /// the next round's codes shorter still, round after round, so by default the latent head
+    /// learns from the synthetic crops' true codes only, and the accepted crops teach NOCS and mask.
+    pub target_latent_weight: f32,
     /// Clean synthetic frames whose crops join the mix (so the network keeps what it knew).
     pub synthetic_frames: usize,
     /// Their seed (not the CSS training frames', not the evaluation's).
@@ -171,6 +176,7 @@ impl Default for FineTuneConfig {
             lr: 5e-4,
             batch_size: 16,
             target_repeat: 2,
+            target_latent_weight: 0.0,
             synthetic_frames: 200,
             synthetic_seed: 11,
             seed: 5,

@@ -64,6 +64,7 @@ pub fn target_crop(
         mask: Vec::with_capacity(s * s),
         normal: vec![[0; 3]; s * s],
         latent,
+        latent_weight: 1.0,
         rays: BoxRays::new(&detection.bbox, &k),
         shape_index: NO_LIBRARY_SHAPE,
         source,

@@ -490,3 +490,71 @@ fn kitti_intrinsics() -> geom::Intrinsics {
         cy: 172.9,
     }
 }
+
+#[test]
+fn a_crop_with_latent_weight_zero_adds_nothing_to_the_latent_loss() {
+    let mut crops = crops(2);
+    let model = tiny();
+    let config = TrainConfig::default();
+    let (net, _) = build(&model, 3, &Device::Cpu).unwrap();
+    let samples = |crops: &[Crop]| -> Vec<css::data::Sample> {
+        crops
+            .iter()
+            .map(|c| {
+                let mut rng = StdRng::seed_from_u64(1);
+                augment(
+                    c,
+                    model.input_size,
+                    model.output_size(),
+                    &AugmentConfig::none(),
+                    &mut rng,
+                )
+            })
+            .collect()
+    };
+    let latent_loss = |crops: &[Crop]| -> (f32, Vec<f32>) {
+        let batch = css::train::stack(
+            &samples(crops),
+            model.input_size,
+            model.output_size(),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let out = net.forward(&batch.input, Some(&batch.boxes)).unwrap();
+        let (_, numbers) = css::train::losses(&out, &batch, &config).unwrap();
+        let predicted = out.latent.to_vec2::<f32>().unwrap();
+        let per_crop = predicted
+            .iter()
+            .zip(crops)
+            .map(|(p, c)| {
+                p.iter()
+                    .zip(&c.latent)
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum::<f32>()
+            })
+            .collect();
+        (numbers.latent, per_crop)
+    };
+    let (both, per_crop) = latent_loss(&crops);
+    assert!(
+        (both - (per_crop[0] + per_crop[1]) / 2.0).abs() < 1e-4 * both.max(1.0),
+        "{both} vs {per_crop:?}"
+    );
+
+    crops[1].latent_weight = 0.0;
+    let (first_only, _) = latent_loss(&crops);
+    assert!(
+        (first_only - per_crop[0] / 2.0).abs() < 1e-4,
+        "{first_only} vs {}",
+        per_crop[0] / 2.0
+    );
+    // Its code no longer matters at all.
+    crops[1].latent.iter_mut().for_each(|v| *v = -*v);
+    let (flipped, _) = latent_loss(&crops);
+    assert_eq!(first_only, flipped);
+    assert!(
+        per_crop[1] > 1e-3,
+        "the second crop's code must have mattered: {}",
+        per_crop[1]
+    );
+}
