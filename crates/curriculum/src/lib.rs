@@ -9,9 +9,8 @@
 //!    fraction of the rendered car, truncation) within the round's budget;
 //! 4. renders NOCS and mask targets from the accepted labels' own shapes and poses
 //!    ([`targets::target_crop`]) and fine-tunes the network on them together with clean synthetic
-//!    crops (`css::train::fine_tune`); the accepted crops' codes are given the latent-loss weight
-//!    `fine_tune.target_latent_weight` (0 by default: the latent head learns true codes only, as
-//!    the labels' codes are biased short and learning them compounds the bias round after round);
+//!    crops (`css::train::fine_tune`), the accepted crops' codes with the latent-loss weight
+//!    `fine_tune.target_latent_weight` (1 by default);
 //!
 //! and the next round labels with the fine-tuned network. `cargo xtask curriculum` drives the
 //! rounds, evaluates each round's network on the validation set and writes `rounds.json`.
