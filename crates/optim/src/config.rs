@@ -102,6 +102,11 @@ pub struct OptimConfig {
     pub scale_sigma: f64,
     /// Nearest surface points examined per LIDAR point for a front-facing one.
     pub neighbours: usize,
+    /// The surface → LIDAR residual is the offset's component along the sensor's ray through the
+    /// surface point, not the whole offset: a surface point beside the nearest LIDAR point (past
+    /// the last beam on the car, at its ends) is not pulled in, one in front of it (where the beam
+    /// saw through) still is. Off: the point-to-point distance, which shortens the labels a little.
+    pub surface_to_lidar_along_ray: bool,
     /// Renderer settings.
     pub render: render::RenderConfig,
     /// Surface extraction.
@@ -147,6 +152,7 @@ impl Default for OptimConfig {
             scale_prior: f64::from(deepsdf::samples::DEFAULT_METRES_PER_UNIT),
             scale_sigma: 0.05,
             neighbours: 4,
+            surface_to_lidar_along_ray: false,
             render: render::RenderConfig::default(),
             surface: deepsdf::surface::SurfaceConfig::default(),
         }
