@@ -238,6 +238,29 @@ mod tests {
         assert_eq!(config, CssConfig::default());
     }
 
+    /// `cargo xtask train-css` with the shipped settings must be the command that made the
+    /// committed weights: the network and training settings recorded in them are the defaults.
+    #[test]
+    fn the_committed_network_was_trained_with_the_shipped_settings() {
+        let model = css::CssModel::load(&crate::root().join("data/weights/css.safetensors")).unwrap();
+        let recorded = model
+            .meta
+            .as_ref()
+            .and_then(|m| m.training.get("config"))
+            .cloned()
+            .unwrap();
+        let shipped = CssConfig::default();
+        let recorded_model: css::model::ModelConfig =
+            serde_json::from_value(recorded["model"].clone()).unwrap();
+        assert_eq!(recorded_model, shipped.model);
+        assert_eq!(model.net.config, shipped.model);
+        let recorded_train: css::train::TrainConfig =
+            serde_json::from_value(recorded["train"].clone()).unwrap();
+        assert_eq!(recorded_train, shipped.train);
+        assert_eq!(recorded["data"]["frames"], serde_json::json!(shipped.data.frames));
+        assert_eq!(recorded["data"]["seed"], serde_json::json!(shipped.data.seed));
+    }
+
     #[test]
     fn moving_average_over_a_window() {
         let s = crate::plot::moving_average(&[1.0, 3.0, 5.0, 7.0], 2);

@@ -69,7 +69,7 @@ impl Default for ModelConfig {
             groups: 8,
             shared_decoder: true,
             latent_dim: 8,
-            box_input: true,
+            box_input: false,
             latent_codes: 0,
         }
     }

@@ -47,7 +47,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             seed: 0,
-            steps: 5000,
+            steps: 4000,
             batch_size: 16,
             lr: 2e-3,
             nocs_weight: 2.0,
