@@ -246,7 +246,8 @@ pub struct Crop {
     /// The shape's DeepSDF code (unit length).
     pub latent: Vec<f32>,
     /// Weight of this crop's latent loss: 1 for a true shape's code; less (0: none) for a code
-    /// that is itself an estimate, such as an autolabel's, whose errors the network should not learn.
+    /// that is itself an estimate whose errors the network should not learn (the curriculum's
+    /// `fine_tune.target_latent_weight` sets it for autolabels' crops).
     pub latent_weight: f32,
     /// The car's 2D box (its label's) as rays.
     pub rays: BoxRays,

@@ -415,7 +415,8 @@ fn a_partial_toml_config_keeps_the_defaults() {
     assert_eq!(cfg.shape_every, OptimConfig::default().shape_every);
 }
 
-/// The same, with the surface → LIDAR residual taken along the sensor's ray.
+/// As `geometric_gradients_match_finite_differences`, with the surface → LIDAR residual taken
+/// along the sensor's ray (`surface_to_lidar_along_ray`) and the other LIDAR term off.
 #[test]
 fn geometric_gradients_along_the_ray_match_finite_differences() {
     let mut sc = scene(true_state(), false, 1);
