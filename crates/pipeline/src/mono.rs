@@ -178,14 +178,30 @@ impl MonoLabeler {
         map: &mut DepthMap,
     ) -> Option<GroundPlane> {
         let cfg = &self.config.depth;
-        let (k, _) = Intrinsics::from_projection(&frame.calib.image_from_rect(Camera::Cam2));
+        let (k, cam_from_rect) = Intrinsics::from_projection(&frame.calib.image_from_rect(Camera::Cam2));
         let (w, h) = frame.image_size();
-        let in_a_box = |u: u32, v: u32| {
-            let (uf, vf) = (f64::from(u), f64::from(v));
-            detections
-                .iter()
-                .any(|d| uf >= d.bbox.left && uf <= d.bbox.right && vf >= d.bbox.top && vf <= d.bbox.bottom)
-        };
+        // Pixels inside a detection box (a car is not road), marked once: the road correction asks
+        // for every pixel below the horizon.
+        let mut boxed = vec![false; w as usize * h as usize];
+        for b in detections.iter().map(|d| &d.bbox) {
+            if ![b.left, b.top, b.right, b.bottom].iter().all(|x| x.is_finite()) {
+                continue;
+            }
+            let (u0, v0) = (b.left.ceil().max(0.0) as usize, b.top.ceil().max(0.0) as usize);
+            let (u1, v1) = (
+                b.right.floor().min(f64::from(w) - 1.0),
+                b.bottom.floor().min(f64::from(h) - 1.0),
+            );
+            if u1 < 0.0 || v1 < 0.0 {
+                continue;
+            }
+            for v in v0..=v1 as usize {
+                for u in u0..=u1 as usize {
+                    boxed[v * w as usize + u] = true;
+                }
+            }
+        }
+        let in_a_box = |u: u32, v: u32| boxed[v as usize * w as usize + u as usize];
         let mut points = Vec::new();
         let first_row = (k.cy.max(0.0) as u32 + 5).min(h);
         for v in (first_row..h).step_by(3) {
@@ -235,7 +251,6 @@ impl MonoLabeler {
             tracing::debug!(frame = %frame.id, road_pixels = local.road_pixels, mean_abs_log = local.mean_abs_log, "depth corrected by the road");
         }
         // The plane in the rect frame after scaling (camera frame = rect + cam_from_rect).
-        let (_, cam_from_rect) = Intrinsics::from_projection(&frame.calib.image_from_rect(Camera::Cam2));
         let up = if n.y < 0.0 { n } else { -n };
         let offset_cam = plane.offset * factor * if n.y < 0.0 { 1.0 } else { -1.0 };
         Some(GroundPlane {
