@@ -157,22 +157,38 @@ fn labeler(autolabel: &AutolabelConfig, weights: &Path) -> anyhow::Result<SdfLab
     Ok(SdfLabeler::new(autolabel.clone(), prior, css)?)
 }
 
-/// Fine-tunes the network at `from` on `target` crops (each `repeat` times) and `synthetic` ones.
+/// Fine-tunes the network at `from` on `target` crops (each `repeat` times) and `synthetic` ones;
+/// `prior_codes` are the shape prior's training codes (the anchor of `centre_target_latents`).
 fn fine_tune(
     from: &Path,
     target: &[&Crop],
     synthetic: &[Crop],
+    prior_codes: &[Vec<f32>],
     config: &FineTuneConfig,
     out: &Path,
     record: serde_json::Value,
 ) -> anyhow::Result<()> {
     let model = CssModel::load(from)?;
-    let mut crops: Vec<Crop> = synthetic.to_vec();
-    for _ in 0..config.target_repeat.max(1) {
-        crops.extend(target.iter().map(|c| Crop {
+    let mut targets: Vec<Crop> = target
+        .iter()
+        .map(|c| Crop {
             latent_weight: config.target_latent_weight,
             ..(*c).clone()
-        }));
+        })
+        .collect();
+    if config.centre_target_latents && !prior_codes.is_empty() {
+        let mut anchor = vec![0.0f32; prior_codes[0].len()];
+        for z in prior_codes {
+            anchor
+                .iter_mut()
+                .zip(z)
+                .for_each(|(a, b)| *a += b / prior_codes.len() as f32);
+        }
+        curriculum::targets::centre_latents(&mut targets, &anchor);
+    }
+    let mut crops: Vec<Crop> = synthetic.to_vec();
+    for _ in 0..config.target_repeat.max(1) {
+        crops.extend(targets.iter().cloned());
     }
     let base = model
         .meta
@@ -264,6 +280,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let mut synthetic: Option<Vec<Crop>> = None;
+    let prior_codes = deepsdf::ShapePrior::load(&crate::root().join(&autolabel.weights.deepsdf))?.latents;
     let mut records: Vec<RoundRecord> = Vec::new();
     for round in 0..=config.rounds {
         let dir = out.join(format!("round_{round}"));
@@ -359,6 +376,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     &previous,
                     &crops,
                     synthetic.as_deref().unwrap_or_default(),
+                    &prior_codes,
                     &config.fine_tune,
                     &weights,
                     json!({ "round": round, "from": previous, "accepted": crops.len() }),

@@ -162,6 +162,10 @@ pub struct FineTuneConfig {
     /// below round 0, against 72.27 with 1 (BENCHMARKS.md, "Curriculum"): the head's domain gap
     /// matters more than the drift.
     pub target_latent_weight: f32,
+    /// Shift the accepted crops' codes together so that their mean is the shape prior's mean code
+    /// ([`crate::targets::centre_latents`]): what the labels share in error (they are a little
+    /// short) is not learned, what tells them apart is.
+    pub centre_target_latents: bool,
     /// Clean synthetic frames whose crops join the mix (so the network keeps what it knew).
     pub synthetic_frames: usize,
     /// Their seed (not the CSS training frames', not the evaluation's).
@@ -178,6 +182,7 @@ impl Default for FineTuneConfig {
             batch_size: 16,
             target_repeat: 2,
             target_latent_weight: 1.0,
+            centre_target_latents: false,
             synthetic_frames: 200,
             synthetic_seed: 11,
             seed: 5,

@@ -102,3 +102,131 @@ pub fn target_crop(
         visible_fraction: shown as f64 / silhouette.max(1) as f64,
     }))
 }
+
+/// Shifts the codes of `crops` by one common vector so that their mean is `anchor_mean`, and puts
+/// each back on the unit sphere. `anchor_mean` is the mean (not normalised) of the codes the
+/// crops should look like as a set: the shape prior's training codes. The labels' codes share an
+/// error (the labeler makes cars a little short) that the network would learn and pass on to the
+/// next round's labels; the shift removes what they have in common and keeps what tells them
+/// apart. Nothing happens to an empty slice.
+pub fn centre_latents(crops: &mut [Crop], anchor_mean: &[f32]) {
+    let Some(first) = crops.first() else { return };
+    let dim = first.latent.len();
+    let mut mean = vec![0.0f64; dim];
+    for crop in crops.iter() {
+        for (m, &z) in mean.iter_mut().zip(&crop.latent) {
+            *m += f64::from(z);
+        }
+    }
+    let shift: Vec<f64> = mean
+        .iter()
+        .zip(anchor_mean)
+        .map(|(m, &a)| f64::from(a) - m / crops.len() as f64)
+        .collect();
+    for crop in crops.iter_mut() {
+        let moved: Vec<f64> = crop
+            .latent
+            .iter()
+            .zip(&shift)
+            .map(|(&z, d)| f64::from(z) + d)
+            .collect();
+        let norm = moved.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
+        crop.latent = moved.iter().map(|v| (v / norm) as f32).collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: Vec<f32>) -> Vec<f32> {
+        deepsdf::decoder::normalised(&v)
+    }
+
+    fn crop_with(latent: Vec<f32>) -> Crop {
+        Crop {
+            size: 1,
+            image: vec![[0; 3]],
+            nocs: vec![[0; 3]],
+            mask: vec![false],
+            normal: vec![[0; 3]],
+            latent,
+            latent_weight: 1.0,
+            rays: BoxRays {
+                left: -0.1,
+                top: -0.1,
+                right: 0.1,
+                bottom: 0.1,
+            },
+            shape_index: NO_LIBRARY_SHAPE,
+            source: (0, 0),
+            shape_weights: Vec::new(),
+        }
+    }
+
+    fn mean(codes: impl Iterator<Item = Vec<f32>>) -> Vec<f32> {
+        let codes: Vec<Vec<f32>> = codes.collect();
+        let mut m = vec![0.0f32; codes[0].len()];
+        for z in &codes {
+            m.iter_mut()
+                .zip(z)
+                .for_each(|(a, b)| *a += b / codes.len() as f32);
+        }
+        m
+    }
+
+    #[test]
+    fn centring_removes_a_shared_shift_of_the_codes_and_keeps_them_apart() {
+        // Deterministic scatter in [-1, 1].
+        let noise = |i: usize, k: usize| ((i * 37 + k * 101) as f32 * 0.618).sin();
+        let dim = 16;
+        let truth: Vec<Vec<f32>> = (0..40)
+            .map(|i| unit((0..dim).map(|k| noise(i, k) + 1.0).collect()))
+            .collect();
+        let anchor = mean(truth.iter().cloned());
+        // Every label's code carries the same error, plus a little of its own.
+        let bias: Vec<f32> = (0..dim).map(|k| if k % 3 == 0 { 0.25 } else { -0.1 }).collect();
+        let mut crops: Vec<Crop> = truth
+            .iter()
+            .enumerate()
+            .map(|(i, z)| {
+                let noisy = z.iter().zip(&bias).enumerate();
+                crop_with(unit(
+                    noisy.map(|(k, (a, b))| a + b + 0.01 * noise(i + 50, k)).collect(),
+                ))
+            })
+            .collect();
+        let error = |crops: &[Crop]| -> f32 {
+            crops
+                .iter()
+                .zip(&truth)
+                .map(|(c, z)| {
+                    c.latent
+                        .iter()
+                        .zip(z)
+                        .map(|(a, b)| (a - b).powi(2))
+                        .sum::<f32>()
+                        .sqrt()
+                })
+                .sum::<f32>()
+                / truth.len() as f32
+        };
+        let before = error(&crops);
+        centre_latents(&mut crops, &anchor);
+        let after = error(&crops);
+        assert!(after < 0.25 * before, "mean code error {before:.4} -> {after:.4}");
+        for c in &crops {
+            let norm = c.latent.iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+        }
+        // Codes whose mean already is the anchor stay where they are.
+        let mut centred: Vec<Crop> = truth.iter().cloned().map(crop_with).collect();
+        centre_latents(&mut centred, &anchor);
+        for (c, z) in centred.iter().zip(&truth) {
+            for (a, b) in c.latent.iter().zip(z) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
+        }
+        centre_latents(&mut [], &anchor);
+    }
+}
