@@ -102,12 +102,6 @@ pub struct OptimConfig {
     pub scale_sigma: f64,
     /// Nearest surface points examined per LIDAR point for a front-facing one.
     pub neighbours: usize,
-    /// The surface → LIDAR residual is the offset's component along the sensor's ray through the
-    /// surface point, not the whole offset: a surface point beside the nearest LIDAR point (past
-    /// the last beam on the car, at its ends) is not pulled in, one in front of it (where the beam
-    /// saw through) still is. Off by default: on the embedded default it left the labels' length
-    /// bias where it was (−0.09 m against −0.08 m) and lowered BEV AP (BENCHMARKS.md, "Curriculum").
-    pub surface_to_lidar_along_ray: bool,
     /// Renderer settings.
     pub render: render::RenderConfig,
     /// Surface extraction.
@@ -153,7 +147,6 @@ impl Default for OptimConfig {
             scale_prior: f64::from(deepsdf::samples::DEFAULT_METRES_PER_UNIT),
             scale_sigma: 0.05,
             neighbours: 4,
-            surface_to_lidar_along_ray: false,
             render: render::RenderConfig::default(),
             surface: deepsdf::surface::SurfaceConfig::default(),
         }

@@ -346,19 +346,6 @@ pub fn evaluate(
                 sum += rho_cut;
                 continue;
             }
-            if cfg.surface_to_lidar_along_ray {
-                // f = r̂·e with r̂ = (q − c)/|q − c|: ∂f/∂q = r̂ + (I − r̂r̂ᵀ)e/|q − c|.
-                let ray = q - obs.sensor_rect;
-                let range = ray.norm().max(1e-9);
-                let r_hat = ray / range;
-                let f = r_hat.dot(&e);
-                let (loss, dl) = huber(f, delta);
-                sum += loss;
-                if with_gradient {
-                    contributions.push((i, (r_hat + (e - r_hat * f) / range) * dl));
-                }
-                continue;
-            }
             let (loss, dl) = huber(d, delta);
             sum += loss;
             if with_gradient && d > 1e-12 {

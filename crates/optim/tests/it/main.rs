@@ -414,22 +414,3 @@ fn a_partial_toml_config_keeps_the_defaults() {
     );
     assert_eq!(cfg.shape_every, OptimConfig::default().shape_every);
 }
-
-/// As `geometric_gradients_match_finite_differences`, with the surface → LIDAR residual taken
-/// along the sensor's ray (`surface_to_lidar_along_ray`) and the other LIDAR term off.
-#[test]
-fn geometric_gradients_along_the_ray_match_finite_differences() {
-    let mut sc = scene(true_state(), false, 1);
-    sc.observation.lidar_rect = sc.observation.lidar_rect.iter().step_by(15).copied().collect();
-    let cfg = OptimConfig {
-        weights: optim::LossWeights {
-            lidar_to_surface: 0.0,
-            nocs: 0.0,
-            silhouette: 0.0,
-            ..optim::LossWeights::default()
-        },
-        surface_to_lidar_along_ray: true,
-        ..OptimConfig::default()
-    };
-    check_gradients(&sc, &cfg, 1e-6, 1e-5, 1e-3);
-}
