@@ -241,6 +241,10 @@ pub struct Crop {
     pub nocs: Vec<[u16; 3]>,
     /// The car's own pixels.
     pub mask: Vec<bool>,
+    /// The pixels whose NOCS is known, where they are fewer than `mask`'s (`None`: every `mask`
+    /// pixel). A crop made from an autolabel takes its mask from the detector and its NOCS from
+    /// the label's rendering, which need not cover all of the car.
+    pub nocs_mask: Option<Vec<bool>>,
     /// Camera-frame unit normal × 127 of whatever each pixel sees (zero for sky).
     pub normal: Vec<[i8; 3]>,
     /// The shape's DeepSDF code (unit length).
@@ -434,6 +438,7 @@ pub fn crops_of_frame(
             image: Vec::with_capacity(s * s),
             nocs: Vec::with_capacity(s * s),
             mask: Vec::with_capacity(s * s),
+            nocs_mask: None,
             normal: Vec::with_capacity(s * s),
             latent,
             latent_weight: 1.0,
@@ -585,6 +590,8 @@ pub struct Sample {
     pub nocs: Vec<f32>,
     /// `[T, T]`, 0 or 1.
     pub mask: Vec<f32>,
+    /// `[T, T]`, 1 where the NOCS target is known ([`Crop::nocs_mask`]).
+    pub nocs_mask: Vec<f32>,
     /// The unit code.
     pub latent: Vec<f32>,
     /// The crop's [`Crop::latent_weight`].
@@ -674,6 +681,7 @@ pub fn augment(
         input: vec![0.0; 3 * n],
         nocs: vec![0.0; 3 * tn],
         mask: vec![0.0; tn],
+        nocs_mask: vec![0.0; tn],
         latent: crop.latent.clone(),
         latent_weight: crop.latent_weight,
         shape_weights: crop.shape_weights.clone(),
@@ -743,6 +751,10 @@ pub fn augment(
             {
                 let p = j * target_size + i;
                 out.mask[p] = 1.0;
+                if crop.nocs_mask.as_ref().is_some_and(|m| !m[k]) {
+                    continue;
+                }
+                out.nocs_mask[p] = 1.0;
                 let nc = crop.nocs[k].map(|c| f32::from(c) / 65535.0);
                 out.nocs[p] = if flip { 1.0 - nc[0] } else { nc[0] };
                 out.nocs[tn + p] = nc[1];

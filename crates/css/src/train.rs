@@ -98,6 +98,8 @@ pub struct Batch {
     pub nocs: Tensor,
     /// Mask targets.
     pub mask: Tensor,
+    /// Where the NOCS targets are known `[B, 1, S, S]` ([`crate::data::Crop::nocs_mask`]).
+    pub nocs_mask: Tensor,
     /// Latent targets.
     pub latent: Tensor,
     /// Weights of the latent loss `[B]` ([`Crop::latent_weight`]).
@@ -125,6 +127,7 @@ pub fn stack(samples: &[Sample], size: usize, target: usize, device: &Device) ->
         input: Tensor::from_vec(cat(&|s| &s.input), (b, 3, size, size), device)?,
         nocs: Tensor::from_vec(cat(&|s| &s.nocs), (b, 3, target, target), device)?,
         mask: Tensor::from_vec(cat(&|s| &s.mask), (b, 1, target, target), device)?,
+        nocs_mask: Tensor::from_vec(cat(&|s| &s.nocs_mask), (b, 1, target, target), device)?,
         latent: Tensor::from_vec(cat(&|s| &s.latent), (b, l), device)?,
         latent_weight: Tensor::from_vec(
             samples.iter().map(|s| s.latent_weight).collect::<Vec<f32>>(),
@@ -161,7 +164,7 @@ pub fn losses(out: &CssOutput, batch: &Batch, config: &TrainConfig) -> Result<(T
     // Stable BCE with logits: max(x, 0) − x·t + log(1 + e^(−|x|)).
     let x = &out.mask_logit;
     let bce = ((x.relu()? - (x * &batch.mask)?)? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?)?.mean_all()?;
-    let mask3 = batch.mask.broadcast_as(batch.nocs.shape())?;
+    let mask3 = batch.nocs_mask.broadcast_as(batch.nocs.shape())?;
     let abs = ((&out.nocs - &batch.nocs)?.abs()? * &mask3)?.sum_all()?;
     let count = (mask3.sum_all()? + 1.0)?;
     let nocs = (abs / count)?;

@@ -126,6 +126,11 @@ pub struct TargetConfig {
     pub render: render::RenderConfig,
     /// Crops whose rendered mask has fewer pixels are dropped.
     pub min_mask_pixels: usize,
+    /// The mask target is the detection's own mask (where it has one), not the rendered
+    /// silhouette cut by it; NOCS stays known only where the rendering covers the car. A label a
+    /// little short renders a silhouette short of the car's ends, and a network that learns it
+    /// predicts short masks, whose silhouette loss shortens the next round's labels.
+    pub mask_from_detection: bool,
 }
 
 impl Default for TargetConfig {
@@ -140,6 +145,7 @@ impl Default for TargetConfig {
             },
             render: render::RenderConfig::default(),
             min_mask_pixels: 16,
+            mask_from_detection: false,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Training crops from accepted labels: the image crop around the detection, with NOCS and mask
 //! rendered from the label's own shape and pose (the surfel renderer), and its shape code as the
 //! latent target — what the CSS network learns from in the target domain, where no true shape
-//! exists.
+//! exists. With `targets.mask_from_detection` the mask target is the detection's own mask and the
+//! rendering gives the NOCS only.
 
 use crate::config::TargetConfig;
 use crate::error::Result;
@@ -62,6 +63,7 @@ pub fn target_crop(
         image: Vec::with_capacity(s * s),
         nocs: Vec::with_capacity(s * s),
         mask: Vec::with_capacity(s * s),
+        nocs_mask: None,
         normal: vec![[0; 3]; s * s],
         latent,
         latent_weight: 1.0,
@@ -70,6 +72,8 @@ pub fn target_crop(
         source,
         shape_weights: Vec::new(),
     };
+    let mask_from_detection = config.mask_from_detection && detection.mask.is_some();
+    let mut nocs_known = Vec::with_capacity(if mask_from_detection { s * s } else { 0 });
     let (mut silhouette, mut shown) = (0usize, 0usize);
     for j in 0..s {
         for i in 0..s {
@@ -86,7 +90,11 @@ pub fn target_crop(
             silhouette += usize::from(inside);
             shown += usize::from(inside && in_detection);
             let mine = inside && in_detection;
-            crop.mask.push(mine);
+            crop.mask
+                .push(if mask_from_detection { in_detection } else { mine });
+            if mask_from_detection {
+                nocs_known.push(mine);
+            }
             crop.nocs.push(if mine {
                 rendered.colour[p].map(|c| ((c / alpha).clamp(0.0, 1.0) * 65535.0).round() as u16)
             } else {
@@ -96,6 +104,9 @@ pub fn target_crop(
     }
     if shown < config.min_mask_pixels {
         return Ok(None);
+    }
+    if mask_from_detection {
+        crop.nocs_mask = Some(nocs_known);
     }
     Ok(Some(TargetCrop {
         crop,
@@ -149,6 +160,7 @@ mod tests {
             image: vec![[0; 3]],
             nocs: vec![[0; 3]],
             mask: vec![false],
+            nocs_mask: None,
             normal: vec![[0; 3]],
             latent,
             latent_weight: 1.0,

@@ -558,3 +558,59 @@ fn a_crop_with_latent_weight_zero_adds_nothing_to_the_latent_loss() {
         per_crop[1]
     );
 }
+
+/// A crop's NOCS outside its `nocs_mask` is not learned; its mask still is.
+#[test]
+fn nocs_outside_a_crops_nocs_mask_adds_nothing_to_the_nocs_loss() {
+    let mut crops = crops(2);
+    let model = tiny();
+    let config = TrainConfig::default();
+    let (net, _) = build(&model, 3, &Device::Cpu).unwrap();
+    let losses = |crops: &[Crop]| -> css::train::Losses {
+        let samples: Vec<css::data::Sample> = crops
+            .iter()
+            .map(|c| {
+                let mut rng = StdRng::seed_from_u64(1);
+                augment(
+                    c,
+                    model.input_size,
+                    model.output_size(),
+                    &AugmentConfig::none(),
+                    &mut rng,
+                )
+            })
+            .collect();
+        let batch = css::train::stack(&samples, model.input_size, model.output_size(), &Device::Cpu).unwrap();
+        let out = net.forward(&batch.input, Some(&batch.boxes)).unwrap();
+        css::train::losses(&out, &batch, &config).unwrap().1
+    };
+    let scrambled = |crops: &[Crop]| -> Vec<Crop> {
+        let mut crops = crops.to_vec();
+        crops[1].nocs.iter_mut().for_each(|c| *c = c.map(|v| 65535 - v));
+        crops
+    };
+    let before = losses(&crops);
+    assert_ne!(before.nocs, losses(&scrambled(&crops)).nocs);
+    // The second crop's left half of NOCS unknown: scrambling it there changes nothing...
+    let size = crops[1].size;
+    crops[1].nocs_mask = Some((0..size * size).map(|p| p % size >= size / 2).collect());
+    let half = losses(&crops);
+    let mut left_scrambled = crops.clone();
+    for p in (0..size * size).filter(|p| p % size < size / 2) {
+        left_scrambled[1].nocs[p] = left_scrambled[1].nocs[p].map(|v| 65535 - v);
+    }
+    assert_eq!(half.nocs, losses(&left_scrambled).nocs);
+    // ... while the right half still counts, and the mask loss is the mask's alone.
+    assert_ne!(half.nocs, losses(&scrambled(&crops)).nocs);
+    assert_eq!(half.mask, before.mask);
+    assert_ne!(half.nocs, before.nocs);
+    // No NOCS known on the second crop: its NOCS loss is that of a crop with no car pixels at all.
+    let mut unknown = crops.clone();
+    unknown[1].nocs_mask = Some(vec![false; size * size]);
+    let mut empty = crops.clone();
+    empty[1].nocs_mask = None;
+    empty[1].mask = vec![false; size * size];
+    let (unknown, empty) = (losses(&unknown), losses(&empty));
+    assert_eq!(unknown.nocs, empty.nocs);
+    assert_ne!(unknown.mask, empty.mask);
+}

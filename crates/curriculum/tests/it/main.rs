@@ -226,4 +226,50 @@ fn a_target_crop_renders_the_label_inside_its_detection_and_mask() {
     let kept = half.crop.mask.iter().filter(|m| **m).count();
     assert!(kept < pixels.len() && kept > pixels.len() / 5);
     assert_eq!(half.crop.latent.len(), 8);
+    assert!(half.crop.nocs_mask.is_none());
+
+    // With `mask_from_detection` the mask is the detector's (here the whole box, more than the
+    // car), and NOCS stays known exactly where the rendering is.
+    detection.mask = Some(detection::Mask {
+        bits: vec![true; (w * h) as usize],
+        ..detection.mask.clone().unwrap()
+    });
+    let rendered = render(&detection);
+    let from_detection = TargetConfig {
+        mask_from_detection: true,
+        ..TargetConfig::default()
+    };
+    let t = target_crop(
+        &frame,
+        &detection,
+        &state,
+        &ground,
+        &prior.decoder,
+        &from_detection,
+        (0, 0),
+    )
+    .unwrap()
+    .unwrap();
+    let known = t.crop.nocs_mask.as_ref().expect("a NOCS mask");
+    assert_eq!(known, &rendered.crop.mask);
+    assert_eq!(t.crop.nocs, rendered.crop.nocs);
+    assert_eq!(t.visible_fraction, rendered.visible_fraction);
+    let masked = t.crop.mask.iter().filter(|m| **m).count();
+    assert!(masked > pixels.len() * 5 / 4, "{masked} vs {}", pixels.len());
+    assert!(known.iter().zip(&t.crop.mask).all(|(k, m)| !k || *m));
+    // Without a detection mask there is nothing else to take: the rendered silhouette it is.
+    detection.mask = None;
+    let bare = target_crop(
+        &frame,
+        &detection,
+        &state,
+        &ground,
+        &prior.decoder,
+        &from_detection,
+        (0, 0),
+    )
+    .unwrap()
+    .unwrap();
+    assert!(bare.crop.nocs_mask.is_none());
+    assert_eq!(bare.crop.mask, t.crop.nocs_mask.unwrap());
 }
