@@ -170,7 +170,9 @@ pub struct FineTuneConfig {
     pub target_latent_weight: f32,
     /// Shift the accepted crops' codes together so that their mean is the shape prior's mean code
     /// ([`crate::targets::centre_latents`]): what the labels share in error (they are a little
-    /// short) is not learned, what tells them apart is.
+    /// short) is not learned, what tells them apart is. Off: on the embedded default it slowed the
+    /// drift in length by a third but ended round 3 at BEV 72.65 against 74.78 without it
+    /// (BENCHMARKS.md, "Curriculum").
     pub centre_target_latents: bool,
     /// Clean synthetic frames whose crops join the mix (so the network keeps what it knew).
     pub synthetic_frames: usize,
