@@ -491,37 +491,38 @@ fn kitti_intrinsics() -> geom::Intrinsics {
     }
 }
 
+/// `net`'s output on `crops` (unaugmented) and its losses.
+fn forward_losses(
+    net: &css::model::CssNet,
+    model: &ModelConfig,
+    crops: &[Crop],
+) -> (css::model::CssOutput, css::train::Losses) {
+    let samples: Vec<css::data::Sample> = crops
+        .iter()
+        .map(|c| {
+            let mut rng = StdRng::seed_from_u64(1);
+            augment(
+                c,
+                model.input_size,
+                model.output_size(),
+                &AugmentConfig::none(),
+                &mut rng,
+            )
+        })
+        .collect();
+    let batch = css::train::stack(&samples, model.input_size, model.output_size(), &Device::Cpu).unwrap();
+    let out = net.forward(&batch.input, Some(&batch.boxes)).unwrap();
+    let (_, numbers) = css::train::losses(&out, &batch, &TrainConfig::default()).unwrap();
+    (out, numbers)
+}
+
 #[test]
 fn a_crop_with_latent_weight_zero_adds_nothing_to_the_latent_loss() {
     let mut crops = crops(2);
     let model = tiny();
-    let config = TrainConfig::default();
     let (net, _) = build(&model, 3, &Device::Cpu).unwrap();
-    let samples = |crops: &[Crop]| -> Vec<css::data::Sample> {
-        crops
-            .iter()
-            .map(|c| {
-                let mut rng = StdRng::seed_from_u64(1);
-                augment(
-                    c,
-                    model.input_size,
-                    model.output_size(),
-                    &AugmentConfig::none(),
-                    &mut rng,
-                )
-            })
-            .collect()
-    };
     let latent_loss = |crops: &[Crop]| -> (f32, Vec<f32>) {
-        let batch = css::train::stack(
-            &samples(crops),
-            model.input_size,
-            model.output_size(),
-            &Device::Cpu,
-        )
-        .unwrap();
-        let out = net.forward(&batch.input, Some(&batch.boxes)).unwrap();
-        let (_, numbers) = css::train::losses(&out, &batch, &config).unwrap();
+        let (out, numbers) = forward_losses(&net, &model, crops);
         let predicted = out.latent.to_vec2::<f32>().unwrap();
         let per_crop = predicted
             .iter()
@@ -564,26 +565,8 @@ fn a_crop_with_latent_weight_zero_adds_nothing_to_the_latent_loss() {
 fn nocs_outside_a_crops_nocs_mask_adds_nothing_to_the_nocs_loss() {
     let mut crops = crops(2);
     let model = tiny();
-    let config = TrainConfig::default();
     let (net, _) = build(&model, 3, &Device::Cpu).unwrap();
-    let losses = |crops: &[Crop]| -> css::train::Losses {
-        let samples: Vec<css::data::Sample> = crops
-            .iter()
-            .map(|c| {
-                let mut rng = StdRng::seed_from_u64(1);
-                augment(
-                    c,
-                    model.input_size,
-                    model.output_size(),
-                    &AugmentConfig::none(),
-                    &mut rng,
-                )
-            })
-            .collect();
-        let batch = css::train::stack(&samples, model.input_size, model.output_size(), &Device::Cpu).unwrap();
-        let out = net.forward(&batch.input, Some(&batch.boxes)).unwrap();
-        css::train::losses(&out, &batch, &config).unwrap().1
-    };
+    let losses = |crops: &[Crop]| forward_losses(&net, &model, crops).1;
     let scrambled = |crops: &[Crop]| -> Vec<Crop> {
         let mut crops = crops.to_vec();
         crops[1].nocs.iter_mut().for_each(|c| *c = c.map(|v| 65535 - v));

@@ -151,20 +151,12 @@ fn a_target_crop_renders_the_label_inside_its_detection_and_mask() {
         score: 0.9,
         mask: None,
     };
-    let config = TargetConfig::default();
-    let render = |detection: &detection::Detection| {
-        target_crop(
-            &frame,
-            detection,
-            &state,
-            &ground,
-            &prior.decoder,
-            &config,
-            (0, 0),
-        )
-        .unwrap()
-        .unwrap()
+    let render_with = |detection: &detection::Detection, config: &TargetConfig| {
+        target_crop(&frame, detection, &state, &ground, &prior.decoder, config, (0, 0))
+            .unwrap()
+            .unwrap()
     };
+    let render = |detection: &detection::Detection| render_with(detection, &TargetConfig::default());
     let t = render(&detection);
     let s = t.crop.size;
     let pixels: Vec<(usize, usize)> = (0..s * s)
@@ -239,17 +231,7 @@ fn a_target_crop_renders_the_label_inside_its_detection_and_mask() {
         mask_from_detection: true,
         ..TargetConfig::default()
     };
-    let t = target_crop(
-        &frame,
-        &detection,
-        &state,
-        &ground,
-        &prior.decoder,
-        &from_detection,
-        (0, 0),
-    )
-    .unwrap()
-    .unwrap();
+    let t = render_with(&detection, &from_detection);
     let known = t.crop.nocs_mask.as_ref().expect("a NOCS mask");
     assert_eq!(known, &rendered.crop.mask);
     assert_eq!(t.crop.nocs, rendered.crop.nocs);
@@ -259,17 +241,7 @@ fn a_target_crop_renders_the_label_inside_its_detection_and_mask() {
     assert!(known.iter().zip(&t.crop.mask).all(|(k, m)| !k || *m));
     // Without a detection mask there is nothing else to take: the rendered silhouette it is.
     detection.mask = None;
-    let bare = target_crop(
-        &frame,
-        &detection,
-        &state,
-        &ground,
-        &prior.decoder,
-        &from_detection,
-        (0, 0),
-    )
-    .unwrap()
-    .unwrap();
+    let bare = render_with(&detection, &from_detection);
     assert!(bare.crop.nocs_mask.is_none());
     assert_eq!(bare.crop.mask, t.crop.nocs_mask.unwrap());
 }
