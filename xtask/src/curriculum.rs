@@ -158,7 +158,8 @@ fn labeler(autolabel: &AutolabelConfig, weights: &Path) -> anyhow::Result<SdfLab
 }
 
 /// Fine-tunes the network at `from` on `target` crops (each `repeat` times) and `synthetic` ones;
-/// `prior_codes` are the shape prior's training codes (the anchor of `centre_target_latents`).
+/// `prior_codes` are the shape prior's training codes, the anchor of `centre_target_latents` (empty
+/// when that is off).
 fn fine_tune(
     from: &Path,
     target: &[&Crop],
@@ -176,15 +177,8 @@ fn fine_tune(
             ..(*c).clone()
         })
         .collect();
-    if config.centre_target_latents && !prior_codes.is_empty() {
-        let mut anchor = vec![0.0f32; prior_codes[0].len()];
-        for z in prior_codes {
-            anchor
-                .iter_mut()
-                .zip(z)
-                .for_each(|(a, b)| *a += b / prior_codes.len() as f32);
-        }
-        curriculum::targets::centre_latents(&mut targets, &anchor);
+    if config.centre_target_latents {
+        curriculum::targets::centre_latents(&mut targets, prior_codes);
     }
     let mut crops: Vec<Crop> = synthetic.to_vec();
     for _ in 0..config.target_repeat.max(1) {
@@ -280,7 +274,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let mut synthetic: Option<Vec<Crop>> = None;
-    let prior_codes = deepsdf::ShapePrior::load(&crate::root().join(&autolabel.weights.deepsdf))?.latents;
+    let prior_codes = if config.fine_tune.centre_target_latents {
+        deepsdf::ShapePrior::load(&crate::root().join(&autolabel.weights.deepsdf))?.latents
+    } else {
+        Vec::new()
+    };
     let mut records: Vec<RoundRecord> = Vec::new();
     for round in 0..=config.rounds {
         let dir = out.join(format!("round_{round}"));

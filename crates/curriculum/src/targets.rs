@@ -114,26 +114,20 @@ pub fn target_crop(
     }))
 }
 
-/// Shifts the codes of `crops` by one common vector so that their mean is `anchor_mean`, and puts
-/// each back on the unit sphere. `anchor_mean` is the mean (not normalised) of the codes the
-/// crops should look like as a set: the shape prior's training codes. The labels' codes share an
-/// error (the labeler makes cars a little short) that the network would learn and pass on to the
-/// next round's labels; the shift removes what they have in common and keeps what tells them
-/// apart. Nothing happens to an empty slice.
-pub fn centre_latents(crops: &mut [Crop], anchor_mean: &[f32]) {
-    let Some(first) = crops.first() else { return };
-    let dim = first.latent.len();
-    let mut mean = vec![0.0f64; dim];
-    for crop in crops.iter() {
-        for (m, &z) in mean.iter_mut().zip(&crop.latent) {
-            *m += f64::from(z);
-        }
-    }
-    let shift: Vec<f64> = mean
-        .iter()
-        .zip(anchor_mean)
-        .map(|(m, &a)| f64::from(a) - m / crops.len() as f64)
-        .collect();
+/// Shifts the codes of `crops` by one common vector so that their mean is the mean of
+/// `anchor_codes`, and puts each back on the unit sphere. `anchor_codes` are the codes the crops
+/// should look like as a set: the shape prior's training codes. The labels' codes share an error
+/// (the labeler makes cars a little short) that the network would learn and pass on to the next
+/// round's labels; the shift removes what they have in common and keeps what tells them apart.
+/// Nothing happens when either side is empty.
+pub fn centre_latents(crops: &mut [Crop], anchor_codes: &[Vec<f32>]) {
+    let (Some(mean), Some(anchor)) = (
+        mean_code(crops.iter().map(|c| c.latent.as_slice())),
+        mean_code(anchor_codes.iter().map(Vec::as_slice)),
+    ) else {
+        return;
+    };
+    let shift: Vec<f64> = anchor.iter().zip(&mean).map(|(a, m)| a - m).collect();
     for crop in crops.iter_mut() {
         let moved: Vec<f64> = crop
             .latent
@@ -144,6 +138,17 @@ pub fn centre_latents(crops: &mut [Crop], anchor_mean: &[f32]) {
         let norm = moved.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
         crop.latent = moved.iter().map(|v| (v / norm) as f32).collect();
     }
+}
+
+/// The mean (not normalised) of `codes`; `None` for none.
+fn mean_code<'a>(codes: impl ExactSizeIterator<Item = &'a [f32]>) -> Option<Vec<f64>> {
+    let n = codes.len() as f64;
+    let mut mean: Option<Vec<f64>> = None;
+    for z in codes {
+        let m = mean.get_or_insert_with(|| vec![0.0; z.len()]);
+        m.iter_mut().zip(z).for_each(|(a, &b)| *a += f64::from(b) / n);
+    }
+    mean
 }
 
 #[cfg(test)]
@@ -176,17 +181,6 @@ mod tests {
         }
     }
 
-    fn mean(codes: impl Iterator<Item = Vec<f32>>) -> Vec<f32> {
-        let codes: Vec<Vec<f32>> = codes.collect();
-        let mut m = vec![0.0f32; codes[0].len()];
-        for z in &codes {
-            m.iter_mut()
-                .zip(z)
-                .for_each(|(a, b)| *a += b / codes.len() as f32);
-        }
-        m
-    }
-
     #[test]
     fn centring_removes_a_shared_shift_of_the_codes_and_keeps_them_apart() {
         // Deterministic scatter in [-1, 1].
@@ -195,7 +189,6 @@ mod tests {
         let truth: Vec<Vec<f32>> = (0..40)
             .map(|i| unit((0..dim).map(|k| noise(i, k) + 1.0).collect()))
             .collect();
-        let anchor = mean(truth.iter().cloned());
         // Every label's code carries the same error, plus a little of its own.
         let bias: Vec<f32> = (0..dim).map(|k| if k % 3 == 0 { 0.25 } else { -0.1 }).collect();
         let mut crops: Vec<Crop> = truth
@@ -224,7 +217,7 @@ mod tests {
                 / truth.len() as f32
         };
         let before = error(&crops);
-        centre_latents(&mut crops, &anchor);
+        centre_latents(&mut crops, &truth);
         let after = error(&crops);
         assert!(after < 0.25 * before, "mean code error {before:.4} -> {after:.4}");
         for c in &crops {
@@ -233,12 +226,15 @@ mod tests {
         }
         // Codes whose mean already is the anchor stay where they are.
         let mut centred: Vec<Crop> = truth.iter().cloned().map(crop_with).collect();
-        centre_latents(&mut centred, &anchor);
+        centre_latents(&mut centred, &truth);
         for (c, z) in centred.iter().zip(&truth) {
             for (a, b) in c.latent.iter().zip(z) {
                 assert!((a - b).abs() < 1e-5, "{a} vs {b}");
             }
         }
-        centre_latents(&mut [], &anchor);
+        centre_latents(&mut [], &truth);
+        let mut untouched = crops.clone();
+        centre_latents(&mut untouched, &[]);
+        assert_eq!(untouched, crops);
     }
 }
