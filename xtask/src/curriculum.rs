@@ -181,9 +181,10 @@ fn fine_tune(
         curriculum::targets::centre_latents(&mut targets, prior_codes);
     }
     let mut crops: Vec<Crop> = synthetic.to_vec();
-    for _ in 0..config.target_repeat.max(1) {
+    for _ in 1..config.target_repeat.max(1) {
         crops.extend(targets.iter().cloned());
     }
+    crops.extend(targets);
     let base = model
         .meta
         .as_ref()

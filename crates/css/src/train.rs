@@ -63,14 +63,7 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// The learning rate at `step`.
     pub fn lr_at(&self, step: usize) -> f64 {
-        let f = step as f64 / self.steps.max(1) as f64;
-        if f < 0.6 {
-            self.lr
-        } else if f < 0.85 {
-            self.lr * 0.5
-        } else {
-            self.lr * 0.25
-        }
+        step_schedule(self.lr, step, self.steps)
     }
 }
 
@@ -88,6 +81,12 @@ pub struct Losses {
     pub code: f32,
     /// The weighted sum.
     pub total: f32,
+}
+
+impl StepLosses for Losses {
+    fn total(&self) -> f32 {
+        self.total
+    }
 }
 
 /// A batch as tensors: input `[B, 3, S, S]`, NOCS `[B, 3, S, S]`, mask `[B, 1, S, S]`, latent `[B, L]`.
@@ -352,31 +351,15 @@ fn train_from(
         Some(tensors) => network_from(model, tensors, &device, Path::new("<initial weights>"))?,
         None => build(model, config.seed, &device)?,
     };
-    let mut history: Vec<Losses> = Vec::new();
-    let mut start = 0;
     let record = serde_json::json!({ "model": model, "train": config });
+    let (mut start, mut history) = (0, Vec::new());
     let mut restored = None;
     if let Some(path) = checkpoint.filter(|p| p.is_file()) {
         let (tensors, meta) = load_tensors(path, &device)?;
-        let same = meta.model == *model && meta.training.get("config") == Some(&record);
-        if same {
-            let (n, v) = network_from(model, &tensors, &device, path)?;
-            net = n;
-            varmap = v;
-            start = meta.training.get("step").and_then(|s| s.as_u64()).unwrap_or(0) as usize;
-            history = meta
-                .training
-                .get("history")
-                .and_then(|h| serde_json::from_value(h.clone()).ok())
-                .unwrap_or_default();
-            history.truncate(start);
+        if let Some((step, losses)) = resume_point(path, meta.model == *model, &meta.training, &record) {
+            (net, varmap) = network_from(model, &tensors, &device, path)?;
+            (start, history) = (step, losses);
             restored = Some(tensors);
-            tracing::info!(step = start, "resuming from {}", path.display());
-        } else {
-            tracing::warn!(
-                "{} was written with other settings: starting afresh",
-                path.display()
-            );
         }
     }
     let mut adam = Adam::new(&varmap)?;
@@ -384,44 +367,156 @@ fn train_from(
         adam.restore(t, start)?;
     }
     let size = model.input_size;
+    let mut save = |done: usize, history: &[Losses], adam: &Adam| -> Result<()> {
+        let Some(path) = checkpoint else {
+            return Ok(());
+        };
+        let mut tensors = variables(&varmap)?;
+        tensors.extend(adam.state());
+        let meta = Metadata {
+            format: FORMAT.to_owned(),
+            model: model.clone(),
+            training: checkpoint_record(&record, done, history),
+        };
+        save_tensors(path, &tensors, &meta)
+    };
+    let plan = StepPlan {
+        start,
+        steps: config.steps,
+        batch_size: config.batch_size,
+        checkpoint_every: config.checkpoint_every,
+    };
+    let samples_per_s = run_steps(
+        &plan,
+        &mut adam,
+        &mut history,
+        &|step| config.lr_at(step),
+        |step| {
+            let samples = step_samples(crops, model, config, step);
+            let batch = stack(&samples, size, model.output_size(), &device)?;
+            let out = net.forward(&batch.input, Some(&batch.boxes))?;
+            losses(&out, &batch, config)
+        },
+        progress,
+        &mut save,
+    )?;
+    Ok(Trained {
+        net,
+        varmap,
+        history,
+        samples_per_s,
+    })
+}
+
+/// The losses a training step reports, as [`run_steps`] needs them.
+pub trait StepLosses: Copy + std::fmt::Debug {
+    /// The weighted sum that is minimised.
+    fn total(&self) -> f32;
+}
+
+/// The learning-rate schedule of every network the project trains with candle: `lr` for the first
+/// 60 % of `steps`, half of it to 85 %, a quarter after.
+pub fn step_schedule(lr: f64, step: usize, steps: usize) -> f64 {
+    let f = step as f64 / steps.max(1) as f64;
+    if f < 0.6 {
+        lr
+    } else if f < 0.85 {
+        lr * 0.5
+    } else {
+        lr * 0.25
+    }
+}
+
+/// Where a run resumes from the checkpoint at `path` (its metadata's `training` record): the step
+/// and the loss history, when it was written by the same network (`same_network`) with the same
+/// training `record`; otherwise `None`, with a warning, and the run starts afresh.
+pub fn resume_point<N: serde::de::DeserializeOwned>(
+    path: &Path,
+    same_network: bool,
+    training: &serde_json::Value,
+    record: &serde_json::Value,
+) -> Option<(usize, Vec<N>)> {
+    if !same_network || training.get("config") != Some(record) {
+        tracing::warn!(
+            "{} was written with other settings: starting afresh",
+            path.display()
+        );
+        return None;
+    }
+    let step = training
+        .get("step")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0) as usize;
+    let mut history: Vec<N> = training
+        .get("history")
+        .and_then(|h| serde_json::from_value(h.clone()).ok())
+        .unwrap_or_default();
+    history.truncate(step);
+    tracing::info!(step, "resuming from {}", path.display());
+    Some((step, history))
+}
+
+/// The `training` record of a checkpoint after `done` steps: what [`resume_point`] reads back.
+pub fn checkpoint_record<N: Serialize>(
+    record: &serde_json::Value,
+    done: usize,
+    history: &[N],
+) -> serde_json::Value {
+    serde_json::json!({ "config": record, "step": done, "history": history })
+}
+
+/// The steps [`run_steps`] runs.
+#[derive(Clone, Copy, Debug)]
+pub struct StepPlan {
+    /// The first step (the checkpoint's, when resuming).
+    pub start: usize,
+    /// The step to stop before.
+    pub steps: usize,
+    /// Samples per step (for the throughput).
+    pub batch_size: usize,
+    /// A checkpoint every this many steps (0: none).
+    pub checkpoint_every: usize,
+}
+
+/// How [`run_steps`] writes a checkpoint: `(steps done, loss history, the optimiser)`.
+pub type SaveCheckpoint<'a, N, E> = dyn FnMut(usize, &[N], &Adam) -> std::result::Result<(), E> + 'a;
+
+/// The training loop every network of the project shares (CSS, the refinement network): for each
+/// step of `plan`, `step(step)` gives the loss and its numbers, Adam steps at `lr_at(step)`, the
+/// numbers join `history` and `progress(done, numbers)` runs (false stops the loop). `save(done,
+/// history, adam)` writes a checkpoint every `checkpoint_every` steps, after the last and when
+/// stopped. A loss that is not finite ends training with an error. Returns the samples per second
+/// of the steps run.
+pub fn run_steps<N: StepLosses, E: From<CssError>>(
+    plan: &StepPlan,
+    adam: &mut Adam,
+    history: &mut Vec<N>,
+    lr_at: &dyn Fn(usize) -> f64,
+    mut step: impl FnMut(usize) -> std::result::Result<(Tensor, N), E>,
+    progress: &mut dyn FnMut(usize, &N) -> bool,
+    save: &mut SaveCheckpoint<'_, N, E>,
+) -> std::result::Result<f64, E> {
     let began = std::time::Instant::now();
-    for step in start..config.steps {
-        let samples = step_samples(crops, model, config, step);
-        let batch = stack(&samples, size, model.output_size(), &device)?;
-        let out = net.forward(&batch.input, Some(&batch.boxes))?;
-        let (loss, numbers) = losses(&out, &batch, config)?;
-        if !numbers.total.is_finite() {
-            return Err(CssError::InvalidInput(format!(
-                "loss is not finite at step {step}: {numbers:?}"
-            )));
+    let mut run = 0;
+    for k in plan.start..plan.steps {
+        let (loss, numbers) = step(k)?;
+        if !numbers.total().is_finite() {
+            return Err(
+                CssError::InvalidInput(format!("loss is not finite at step {k}: {numbers:?}")).into(),
+            );
         }
-        adam.step(&loss, config.lr_at(step))?;
+        adam.step(&loss, lr_at(k))?;
         history.push(numbers);
-        let go_on = progress(step + 1, &numbers);
-        let done = step + 1;
-        if let Some(path) = checkpoint
-            && config.checkpoint_every > 0
-            && (done % config.checkpoint_every == 0 || done == config.steps || !go_on)
-        {
-            let mut tensors = variables(&varmap)?;
-            tensors.extend(adam.state());
-            let meta = Metadata {
-                format: FORMAT.to_owned(),
-                model: model.clone(),
-                training: serde_json::json!({ "config": record, "step": done, "history": history }),
-            };
-            save_tensors(path, &tensors, &meta)?;
+        run += plan.batch_size;
+        let done = k + 1;
+        let go_on = progress(done, &numbers);
+        if plan.checkpoint_every > 0 && (done % plan.checkpoint_every == 0 || done == plan.steps || !go_on) {
+            save(done, history, adam)?;
         }
         if !go_on {
             break;
         }
     }
-    let run = history.len().saturating_sub(start) * config.batch_size;
     let secs = began.elapsed().as_secs_f64();
-    Ok(Trained {
-        net,
-        varmap,
-        history,
-        samples_per_s: if secs > 0.0 { run as f64 / secs } else { 0.0 },
-    })
+    Ok(if secs > 0.0 { run as f64 / secs } else { 0.0 })
 }

@@ -12,7 +12,7 @@ use crate::net::{
 };
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
-use css::train::Adam;
+use css::train::{Adam, StepLosses, StepPlan, checkpoint_record, resume_point, run_steps};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 use render::{RenderConfig, Surfels};
@@ -64,14 +64,7 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// The learning rate at `step`.
     pub fn lr_at(&self, step: usize) -> f64 {
-        let f = step as f64 / self.steps.max(1) as f64;
-        if f < 0.6 {
-            self.lr
-        } else if f < 0.85 {
-            self.lr * 0.5
-        } else {
-            self.lr * 0.25
-        }
+        css::train::step_schedule(self.lr, step, self.steps)
     }
 }
 
@@ -86,6 +79,12 @@ pub struct Losses {
     pub visibility: f32,
     /// The weighted sum.
     pub total: f32,
+}
+
+impl StepLosses for Losses {
+    fn total(&self) -> f32 {
+        self.total
+    }
 }
 
 /// A batch as tensors.
@@ -236,33 +235,14 @@ pub fn train(
     let record = serde_json::json!({
         "net": net_config, "render": render_config, "train": config, "fine_tuned": init.is_some()
     });
-    let mut history: Vec<Losses> = Vec::new();
-    let mut start = 0;
+    let (mut start, mut history) = (0, Vec::new());
     let mut restored = None;
     if let Some(path) = checkpoint.filter(|p| p.is_file()) {
         let (tensors, meta) = load_tensors(path, &device)?;
-        if meta.net == *net_config && meta.training.get("config") == Some(&record) {
-            let (n, v) = network_from(net_config, &tensors, &device, path)?;
-            net = n;
-            varmap = v;
-            start = meta
-                .training
-                .get("step")
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0) as usize;
-            history = meta
-                .training
-                .get("history")
-                .and_then(|h| serde_json::from_value(h.clone()).ok())
-                .unwrap_or_default();
-            history.truncate(start);
+        if let Some((step, losses)) = resume_point(path, meta.net == *net_config, &meta.training, &record) {
+            (net, varmap) = network_from(net_config, &tensors, &device, path)?;
+            (start, history) = (step, losses);
             restored = Some(tensors);
-            tracing::info!(step = start, "resuming from {}", path.display());
-        } else {
-            tracing::warn!(
-                "{} was written with other settings: starting afresh",
-                path.display()
-            );
         }
     }
     let mut adam = Adam::new(&varmap)?;
@@ -270,45 +250,44 @@ pub fn train(
         adam.restore(t, start)?;
     }
     let (s, t) = (net_config.input_size, net_config.output_size());
-    let began = std::time::Instant::now();
-    for step in start..config.steps {
-        let samples = step_samples(crops, shapes, render_config, config, step)?;
-        let batch = stack(&samples, s, t, &device)?;
-        let out = net.forward(&batch.image, &batch.rendering)?;
-        let (loss, numbers) = losses(&out, &batch, config)?;
-        if !numbers.total.is_finite() {
-            return Err(RefineError::InvalidInput(format!(
-                "loss is not finite at step {step}: {numbers:?}"
-            )));
-        }
-        adam.step(&loss, config.lr_at(step))?;
-        history.push(numbers);
-        let done = step + 1;
-        let go_on = progress(done, &numbers);
-        if let Some(path) = checkpoint
-            && config.checkpoint_every > 0
-            && (done % config.checkpoint_every == 0 || done == config.steps || !go_on)
-        {
-            let mut tensors = variables(&varmap)?;
-            tensors.extend(adam.state());
-            let meta = Metadata {
-                format: FORMAT.to_owned(),
-                net: net_config.clone(),
-                training: serde_json::json!({ "config": record, "step": done, "history": history }),
-            };
-            save_tensors(path, &tensors, &meta)?;
-        }
-        if !go_on {
-            break;
-        }
-    }
-    let run = history.len().saturating_sub(start) * config.batch_size;
-    let secs = began.elapsed().as_secs_f64();
+    let mut save = |done: usize, history: &[Losses], adam: &Adam| -> Result<()> {
+        let Some(path) = checkpoint else {
+            return Ok(());
+        };
+        let mut tensors = variables(&varmap)?;
+        tensors.extend(adam.state());
+        let meta = Metadata {
+            format: FORMAT.to_owned(),
+            net: net_config.clone(),
+            training: checkpoint_record(&record, done, history),
+        };
+        save_tensors(path, &tensors, &meta)
+    };
+    let plan = StepPlan {
+        start,
+        steps: config.steps,
+        batch_size: config.batch_size,
+        checkpoint_every: config.checkpoint_every,
+    };
+    let samples_per_s = run_steps(
+        &plan,
+        &mut adam,
+        &mut history,
+        &|step| config.lr_at(step),
+        |step| {
+            let samples = step_samples(crops, shapes, render_config, config, step)?;
+            let batch = stack(&samples, s, t, &device)?;
+            let out = net.forward(&batch.image, &batch.rendering)?;
+            losses(&out, &batch, config)
+        },
+        progress,
+        &mut save,
+    )?;
     Ok(Trained {
         net,
         varmap,
         history,
-        samples_per_s: if secs > 0.0 { run as f64 / secs } else { 0.0 },
+        samples_per_s,
     })
 }
 
@@ -367,6 +346,63 @@ pub(crate) mod tests {
             image_size_px: (s as f64, s as f64),
         };
         (crop, surfels)
+    }
+
+    /// Interrupted after a checkpoint and run again, training ends with the weights of an
+    /// uninterrupted run (the shared loop of `css::train::run_steps`, with this network's
+    /// sampling and checkpoint record).
+    #[test]
+    fn training_resumes_from_its_checkpoint_exactly() {
+        let net_config = NetConfig {
+            input_size: 16,
+            stream_widths: [4, 4, 8, 8],
+            fuse_width: 8,
+            decoder_widths: [8, 4],
+            groups: 2,
+        };
+        let (crop, surfels) = toy_crop(16, 0.4);
+        let shapes = BTreeMap::from([(0, surfels)]);
+        let render_config = RenderConfig::default();
+        let config = TrainConfig {
+            steps: 6,
+            batch_size: 2,
+            checkpoint_every: 3,
+            ..TrainConfig::default()
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ckpt = dir.path().join("ckpt.safetensors");
+        let run = |checkpoint: Option<&Path>, progress: &mut dyn FnMut(usize, &Losses) -> bool| {
+            let crops = std::slice::from_ref(&crop);
+            train(
+                None,
+                crops,
+                &shapes,
+                &net_config,
+                &render_config,
+                &config,
+                checkpoint,
+                progress,
+            )
+            .expect("train")
+        };
+        let straight = run(None, &mut |_, _| true);
+        let stopped = run(Some(&ckpt), &mut |s, _| s < 3);
+        assert_eq!(stopped.history.len(), 3);
+        let mut steps_run = Vec::new();
+        let resumed = run(Some(&ckpt), &mut |s, _| {
+            steps_run.push(s);
+            true
+        });
+        assert_eq!(steps_run, vec![4, 5, 6]);
+        assert_eq!(resumed.history, straight.history);
+        let weights = |vm: &VarMap| -> Vec<f32> {
+            variables(vm)
+                .expect("variables")
+                .into_values()
+                .flat_map(|t| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values"))
+                .collect()
+        };
+        assert_eq!(weights(&resumed.varmap), weights(&straight.varmap));
     }
 
     /// A small network overfits two fixed samples: the loss falls by a large factor.
