@@ -158,13 +158,13 @@ fn labeler(autolabel: &AutolabelConfig, weights: &Path) -> anyhow::Result<SdfLab
 }
 
 /// Fine-tunes the network at `from` on `target` crops (each `repeat` times) and `synthetic` ones;
-/// `prior_codes` are the shape prior's training codes, the anchor of `centre_target_latents` (empty
-/// when that is off).
+/// `prior`'s training codes are the anchor of `centre_target_latents`, its decoder the shape
+/// space of a network trained with the shape-space loss.
 fn fine_tune(
     from: &Path,
     target: &[&Crop],
     synthetic: &[Crop],
-    prior_codes: &[Vec<f32>],
+    prior: &deepsdf::ShapePrior,
     config: &FineTuneConfig,
     out: &Path,
     record: serde_json::Value,
@@ -178,7 +178,7 @@ fn fine_tune(
         })
         .collect();
     if config.centre_target_latents {
-        curriculum::targets::centre_latents(&mut targets, prior_codes);
+        curriculum::targets::centre_latents(&mut targets, &prior.latents);
     }
     let mut crops: Vec<Crop> = synthetic.to_vec();
     for _ in 1..config.target_repeat.max(1) {
@@ -202,11 +202,13 @@ fn fine_tune(
     };
     let bar = crate::progress_bar(train.steps, "fine-tune", "{msg} (eta {eta})");
     let tensors = css::weights::variables(&model.varmap)?;
+    let space = css::train::ShapeSpace::when_needed(prior, &train)?;
     let trained = css::train::fine_tune(
         &crops,
         &model.net.config,
         &tensors,
         &train,
+        space.as_ref(),
         None,
         &mut crate::train_css::step_progress(&bar),
     )?;
@@ -275,11 +277,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let mut synthetic: Option<Vec<Crop>> = None;
-    let prior_codes = if config.fine_tune.centre_target_latents {
-        deepsdf::ShapePrior::load(&crate::root().join(&autolabel.weights.deepsdf))?.latents
-    } else {
-        Vec::new()
-    };
+    let prior = deepsdf::ShapePrior::load(&crate::root().join(&autolabel.weights.deepsdf))?;
     let mut records: Vec<RoundRecord> = Vec::new();
     for round in 0..=config.rounds {
         let dir = out.join(format!("round_{round}"));
@@ -347,7 +345,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     .filter_map(|c| c.verdict.as_ref().ok().map(|(_, crop)| crop))
                     .collect();
                 if synthetic.is_none() {
-                    let prior = deepsdf::ShapePrior::load(&crate::root().join(&autolabel.weights.deepsdf))?;
                     let model = CssModel::load(&previous)?;
                     let crop_config = css::data::CropConfig {
                         margin: model.margin(),
@@ -375,7 +372,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     &previous,
                     &crops,
                     synthetic.as_deref().unwrap_or_default(),
-                    &prior_codes,
+                    &prior,
                     &config.fine_tune,
                     &weights,
                     json!({ "round": round, "from": previous, "accepted": crops.len() }),

@@ -159,6 +159,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map_or("css".into(), |s| s.to_string_lossy().into_owned());
     let checkpoint = out.with_file_name(format!("{stem}.ckpt.safetensors"));
     let steps_bar = crate::progress_bar(config.train.steps, "train-css", "{msg} (eta {eta})");
+    let space = css::train::ShapeSpace::when_needed(&prior, &config.train)?;
+    if let Some(space) = &space {
+        tracing::info!("shape-space loss over {} surface points", space.pool_size());
+    }
     let train_start = Instant::now();
     let trained = match &init {
         Some(init) => fine_tune(
@@ -166,6 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &config.model,
             init,
             &config.train,
+            space.as_ref(),
             Some(&checkpoint),
             &mut step_progress(&steps_bar),
         )?,
@@ -173,6 +178,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &crops,
             &config.model,
             &config.train,
+            space.as_ref(),
             Some(&checkpoint),
             &mut step_progress(&steps_bar),
         )?,
@@ -190,7 +196,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "samples_per_second": trained.samples_per_s,
         "final_losses_mean_of_last_100": {
             "nocs": mean(|l| l.nocs), "mask": mean(|l| l.mask), "latent": mean(|l| l.latent),
-            "code": mean(|l| l.code)
+            "code": mean(|l| l.code), "sdf": mean(|l| l.sdf)
         },
     });
     css::weights::save(&out, &trained.varmap, &config.model, record)?;
@@ -208,6 +214,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if config.model.latent_codes > 0 {
         curves.push(("code-score cross-entropy", RGBColor(140, 60, 160), &|l| {
             f64::from(l.code)
+        }));
+    }
+    if config.train.sdf_weight > 0.0 {
+        curves.push(("shape-space SDF L1", RGBColor(200, 150, 20), &|l| {
+            f64::from(l.sdf)
         }));
     }
     training_curves(

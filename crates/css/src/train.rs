@@ -10,6 +10,9 @@ use crate::model::{CssNet, CssOutput, ModelConfig, build, sorted_vars};
 use crate::weights::{FORMAT, Metadata, load_tensors, network_from, save_tensors, variables};
 use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
+use deepsdf::ShapePrior;
+use deepsdf::decoder::Decoder;
+use deepsdf::surface::{SurfaceConfig, extract_surface};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -37,6 +40,18 @@ pub struct TrainConfig {
     /// Weight of the code-score loss (cross-entropy of the scores of the prior's codes against
     /// the crops' shape weights; networks with `latent_codes` > 0 only).
     pub code_weight: f64,
+    /// Weight of the shape-space latent loss ([`ShapeSpace`]: the predicted and the target code's
+    /// clamped SDF compared at points near the prior's surfaces); 0: off, and no prior is needed.
+    pub sdf_weight: f64,
+    /// Points per step of the shape-space loss (shared by the batch's crops).
+    pub sdf_points: usize,
+    /// Clamp of the SDF values the shape-space loss compares, canonical units (DeepSDF's δ).
+    pub sdf_clamp_units: f64,
+    /// Training shapes of the prior whose surfaces give the shape-space loss's points.
+    pub sdf_shapes: usize,
+    /// Half-width of the uniform jitter of the shape-space loss's points around the prior's
+    /// surface points, canonical units.
+    pub sdf_jitter_units: f64,
     /// A checkpoint every this many steps (0: none).
     pub checkpoint_every: usize,
     /// Augmentation.
@@ -54,6 +69,11 @@ impl Default for TrainConfig {
             mask_weight: 1.0,
             latent_weight: 0.5,
             code_weight: 0.5,
+            sdf_weight: 0.0,
+            sdf_points: 256,
+            sdf_clamp_units: 0.1,
+            sdf_shapes: 64,
+            sdf_jitter_units: 0.08,
             checkpoint_every: 250,
             augment: AugmentConfig::default(),
         }
@@ -79,6 +99,10 @@ pub struct Losses {
     /// Cross-entropy of the code scores against the shape weights (0 without a code head).
     #[serde(default)]
     pub code: f32,
+    /// Mean |clamped SDF of the predicted code − of the target code| at the step's points, each
+    /// crop weighted by its latent weight (0 without [`ShapeSpace`]).
+    #[serde(default)]
+    pub sdf: f32,
     /// The weighted sum.
     pub total: f32,
 }
@@ -158,8 +182,121 @@ pub fn stack(samples: &[Sample], size: usize, target: usize, device: &Device) ->
     })
 }
 
+/// The latent loss measured in shape space rather than in code space: the clamped SDF of the
+/// predicted code and of the target code, compared at points near the prior's surfaces (the
+/// surfaces of evenly spread training shapes, jittered), through the prior's decoder. Two codes
+/// far apart on the sphere that decode to similar cars cost little; a wrong size costs as much as
+/// it moves the surface.
+pub struct ShapeSpace {
+    decoder: Decoder,
+    pool: Vec<[f32; 3]>,
+}
+
+impl ShapeSpace {
+    /// The decoder of `prior` and the surface points of `shapes` of its training codes.
+    pub fn new(prior: &ShapePrior, shapes: usize) -> Result<Self> {
+        let n = prior.latents.len();
+        if n == 0 || shapes == 0 {
+            return Err(CssError::Empty("no prior codes for the shape-space loss".into()));
+        }
+        let picks: Vec<usize> = (0..shapes.min(n)).map(|i| i * n / shapes.min(n)).collect();
+        let surfaces = picks
+            .par_iter()
+            .map(|&i| {
+                extract_surface(
+                    &prior.decoder,
+                    &prior.latents[i],
+                    &SurfaceConfig::default(),
+                    false,
+                )
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let pool: Vec<[f32; 3]> = surfaces.into_iter().flat_map(|s| s.points).collect();
+        if pool.is_empty() {
+            return Err(CssError::Empty(
+                "the prior's shapes have no surface points".into(),
+            ));
+        }
+        Ok(ShapeSpace {
+            decoder: prior.decoder.clone(),
+            pool,
+        })
+    }
+
+    /// [`ShapeSpace::new`] over `config.sdf_shapes` codes when `config.sdf_weight` > 0.
+    pub fn when_needed(prior: &ShapePrior, config: &TrainConfig) -> Result<Option<Self>> {
+        if config.sdf_weight > 0.0 {
+            Ok(Some(Self::new(prior, config.sdf_shapes)?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Number of surface points the step's points are drawn from.
+    pub fn pool_size(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// The points of step `step`: `config.sdf_points` pool points, jittered, seeded by the step.
+    pub fn points(&self, config: &TrainConfig, step: usize) -> Vec<[f32; 3]> {
+        let mut rng = StdRng::seed_from_u64(!config.seed ^ (step as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let j = config.sdf_jitter_units as f32;
+        (0..config.sdf_points)
+            .map(|_| {
+                let p = self.pool[rng.random_range(0..self.pool.len())];
+                std::array::from_fn(|a| p[a] + j * (2.0 * rng.random::<f32>() - 1.0))
+            })
+            .collect()
+    }
+
+    /// The clamped SDF of every code of `codes` `[B, L]` at `points`: `[B, N]`.
+    fn clamped_sdf(&self, codes: &Tensor, points: &Tensor, clamp: f64) -> Result<Tensor> {
+        let (b, l) = codes.dims2()?;
+        let n = points.dim(0)?;
+        let z = codes.unsqueeze(1)?.broadcast_as((b, n, l))?.reshape((b * n, l))?;
+        let p = points
+            .unsqueeze(0)?
+            .broadcast_as((b, n, 3))?
+            .reshape((b * n, 3))?;
+        let input = Tensor::cat(&[&z, &p], 1)?;
+        Ok(self
+            .decoder
+            .forward(&input)?
+            .reshape((b, n))?
+            .clamp(-clamp, clamp)?)
+    }
+
+    /// The loss of step `step`: mean |clamped SDF difference| per crop, weighted by `weights` `[B]`.
+    pub fn loss(
+        &self,
+        predicted: &Tensor,
+        target: &Tensor,
+        weights: &Tensor,
+        config: &TrainConfig,
+        step: usize,
+    ) -> Result<Tensor> {
+        let points = self.points(config, step);
+        let n = points.len();
+        let points = Tensor::from_vec(points.concat(), (n, 3), predicted.device())?;
+        let clamp = config.sdf_clamp_units;
+        let want = self.clamped_sdf(target, &points, clamp)?.detach();
+        let got = self.clamped_sdf(predicted, &points, clamp)?;
+        Ok(((got - want)?.abs()?.mean(1)? * weights)?.mean_all()?)
+    }
+}
+
 /// The losses of `out` against `batch`, as tensors (total first) and as numbers.
 pub fn losses(out: &CssOutput, batch: &Batch, config: &TrainConfig) -> Result<(Tensor, Losses)> {
+    losses_in(out, batch, config, None)
+}
+
+/// [`losses`], plus the shape-space loss of step `step` when `shape` is given.
+pub fn losses_in(
+    out: &CssOutput,
+    batch: &Batch,
+    config: &TrainConfig,
+    shape: Option<(&ShapeSpace, usize)>,
+) -> Result<(Tensor, Losses)> {
     // Stable BCE with logits: max(x, 0) − x·t + log(1 + e^(−|x|)).
     let x = &out.mask_logit;
     let bce = ((x.relu()? - (x * &batch.mask)?)? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?)?.mean_all()?;
@@ -188,12 +325,21 @@ pub fn losses(out: &CssOutput, batch: &Batch, config: &TrainConfig) -> Result<(T
         }
         _ => None,
     };
+    let shape_loss = match shape {
+        Some((space, step)) if config.sdf_weight > 0.0 => {
+            let loss = space.loss(&out.latent, &batch.latent, &batch.latent_weight, config, step)?;
+            total = (total + (&loss * config.sdf_weight)?)?;
+            Some(loss)
+        }
+        _ => None,
+    };
     let v = |t: &Tensor| -> Result<f32> { Ok(t.to_scalar::<f32>()?) };
     let numbers = Losses {
         nocs: v(&nocs)?,
         mask: v(&bce)?,
         latent: v(&latent)?,
         code: code.as_ref().map(v).transpose()?.unwrap_or(0.0),
+        sdf: shape_loss.as_ref().map(v).transpose()?.unwrap_or(0.0),
         total: v(&total)?,
     };
     Ok((total, numbers))
@@ -316,10 +462,11 @@ pub fn train(
     crops: &[Crop],
     model: &ModelConfig,
     config: &TrainConfig,
+    shape: Option<&ShapeSpace>,
     checkpoint: Option<&Path>,
     progress: &mut dyn FnMut(usize, &Losses) -> bool,
 ) -> Result<Trained> {
-    train_from(crops, model, None, config, checkpoint, progress)
+    train_from(crops, model, None, config, shape, checkpoint, progress)
 }
 
 /// [`train`] starting from trained weights (`init`, e.g. [`crate::weights::variables`] of a
@@ -329,10 +476,11 @@ pub fn fine_tune(
     model: &ModelConfig,
     init: &BTreeMap<String, Tensor>,
     config: &TrainConfig,
+    shape: Option<&ShapeSpace>,
     checkpoint: Option<&Path>,
     progress: &mut dyn FnMut(usize, &Losses) -> bool,
 ) -> Result<Trained> {
-    train_from(crops, model, Some(init), config, checkpoint, progress)
+    train_from(crops, model, Some(init), config, shape, checkpoint, progress)
 }
 
 fn train_from(
@@ -340,11 +488,17 @@ fn train_from(
     model: &ModelConfig,
     init: Option<&BTreeMap<String, Tensor>>,
     config: &TrainConfig,
+    shape: Option<&ShapeSpace>,
     checkpoint: Option<&Path>,
     progress: &mut dyn FnMut(usize, &Losses) -> bool,
 ) -> Result<Trained> {
     if crops.is_empty() {
         return Err(CssError::Empty("no training crops".into()));
+    }
+    if config.sdf_weight > 0.0 && shape.is_none() {
+        return Err(CssError::InvalidInput(
+            "sdf_weight > 0 needs the prior's shape space (ShapeSpace)".into(),
+        ));
     }
     let device = Device::Cpu;
     let (mut net, mut varmap) = match init {
@@ -395,7 +549,7 @@ fn train_from(
             let samples = step_samples(crops, model, config, step);
             let batch = stack(&samples, size, model.output_size(), &device)?;
             let out = net.forward(&batch.input, Some(&batch.boxes))?;
-            losses(&out, &batch, config)
+            losses_in(&out, &batch, config, shape.map(|s| (s, step)))
         },
         progress,
         &mut save,

@@ -229,7 +229,7 @@ fn a_tiny_net_overfits_eight_crops_and_round_trips_through_a_file() {
         augment: AugmentConfig::none(),
         ..TrainConfig::default()
     };
-    let trained = train(&crops, &model, &config, None, &mut |_, _| true).unwrap();
+    let trained = train(&crops, &model, &config, None, None, &mut |_, _| true).unwrap();
     let first = trained.history[..5].iter().map(|l| l.total).sum::<f32>() / 5.0;
     let last = trained.history[config.steps - 5..]
         .iter()
@@ -337,7 +337,8 @@ fn a_code_scoring_head_learns_its_targets_and_keeps_the_prior_codes() {
         ..TrainConfig::default()
     };
     let init = css::weights::variables(&varmap).unwrap();
-    let trained = css::train::fine_tune(&crops, &model, &init, &config, None, &mut |_, _| true).unwrap();
+    let trained =
+        css::train::fine_tune(&crops, &model, &init, &config, None, None, &mut |_, _| true).unwrap();
     let code = |r: std::ops::Range<usize>| trained.history[r].iter().map(|l| l.code).sum::<f32>() / 5.0;
     let (first, last) = (code(0..5), code(config.steps - 5..config.steps));
     // Cross-entropy against soft targets bottoms out at their entropy: compare what is above it.
@@ -397,13 +398,13 @@ fn training_resumes_from_its_checkpoint_exactly() {
         checkpoint_every: 5,
         ..TrainConfig::default()
     };
-    let straight = train(&crops, &model, &config(10), None, &mut |_, _| true).unwrap();
+    let straight = train(&crops, &model, &config(10), None, None, &mut |_, _| true).unwrap();
     // Interrupted after step 5 (the checkpoint is written on the way out) …
-    let stopped = train(&crops, &model, &config(10), Some(&ckpt), &mut |s, _| s < 5).unwrap();
+    let stopped = train(&crops, &model, &config(10), None, Some(&ckpt), &mut |s, _| s < 5).unwrap();
     assert_eq!(stopped.history.len(), 5);
     // … and run again: it picks up at step 6 and ends where the straight run ended.
     let mut steps_run = Vec::new();
-    let resumed = train(&crops, &model, &config(10), Some(&ckpt), &mut |s, _| {
+    let resumed = train(&crops, &model, &config(10), None, Some(&ckpt), &mut |s, _| {
         steps_run.push(s);
         true
     })
@@ -596,4 +597,89 @@ fn nocs_outside_a_crops_nocs_mask_adds_nothing_to_the_nocs_loss() {
     let (unknown, empty) = (losses(&unknown), losses(&empty));
     assert_eq!(unknown.nocs, empty.nocs);
     assert_ne!(unknown.mask, empty.mask);
+}
+
+/// The shape-space loss: zero for the target code, the clamped SDF difference of the decoder at
+/// the step's points otherwise, weighted per crop, with gradients that match finite differences.
+#[test]
+fn the_shape_space_loss_compares_decoded_shapes_and_its_gradient_matches_finite_differences() {
+    use css::train::ShapeSpace;
+    let prior = small_prior(4);
+    let space = ShapeSpace::new(&prior, 4).unwrap();
+    assert!(space.pool_size() > 100, "{} surface points", space.pool_size());
+    let config = TrainConfig {
+        sdf_points: 64,
+        ..TrainConfig::default()
+    };
+    let device = Device::Cpu;
+    let l = prior.latents[0].len();
+    let codes = |rows: &[&Vec<f32>]| {
+        Tensor::from_vec(
+            rows.iter().flat_map(|r| r.iter().copied()).collect(),
+            (rows.len(), l),
+            &device,
+        )
+        .unwrap()
+    };
+    let (a, b) = (&prior.latents[1], &prior.latents[2]);
+    let ones = Tensor::ones(2, candle_core::DType::F32, &device).unwrap();
+    let loss = |pred: &Tensor, target: &Tensor, w: &Tensor| -> f32 {
+        space
+            .loss(pred, target, w, &config, 7)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    assert_eq!(loss(&codes(&[a, b]), &codes(&[a, b]), &ones), 0.0);
+
+    // By hand: mean over the points of |clamp(f(b, p)) − clamp(f(a, p))|, for crop 0 only.
+    let points = space.points(&config, 7);
+    let clamp = |v: f32| v.clamp(-0.1, 0.1);
+    let (fa, fb) = (
+        prior.decoder.eval(a, &points).unwrap(),
+        prior.decoder.eval(b, &points).unwrap(),
+    );
+    let by_hand = fa
+        .iter()
+        .zip(&fb)
+        .map(|(x, y)| (clamp(*x) - clamp(*y)).abs())
+        .sum::<f32>()
+        / 64.0;
+    assert!(by_hand > 1e-3, "two training shapes must differ: {by_hand}");
+    let first = Tensor::new(&[1.0f32, 0.0], &device).unwrap();
+    let got = loss(&codes(&[b, a]), &codes(&[a, a]), &first);
+    assert!((got - by_hand / 2.0).abs() < 1e-5, "{got} vs {}", by_hand / 2.0);
+
+    // Gradient with respect to the predicted code against central differences.
+    let pred = candle_core::Var::from_tensor(&codes(&[b, a])).unwrap();
+    let target = codes(&[a, b]);
+    let grads = space
+        .loss(pred.as_tensor(), &target, &ones, &config, 7)
+        .unwrap()
+        .backward()
+        .unwrap();
+    let analytic = grads.get(pred.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
+    let eps = 1e-2f32;
+    for (row, k) in [(0, 0), (0, 3), (1, 5)] {
+        let shifted = |d: f32| {
+            let mut rows = [b.clone(), a.clone()];
+            rows[row][k] += d;
+            loss(&codes(&[&rows[0], &rows[1]]), &target, &ones)
+        };
+        let numeric = (shifted(eps) - shifted(-eps)) / (2.0 * eps);
+        let g = analytic[row][k];
+        assert!(
+            (g - numeric).abs() < 0.05 * g.abs().max(numeric.abs()) + 1e-4,
+            "d/dz[{row}][{k}]: analytic {g}, numeric {numeric}"
+        );
+    }
+
+    // Without the prior's shape space a positive weight is refused.
+    let model = tiny();
+    let with_sdf = TrainConfig {
+        steps: 1,
+        sdf_weight: 1.0,
+        ..TrainConfig::default()
+    };
+    assert!(train(&crops(2), &model, &with_sdf, None, None, &mut |_, _| true).is_err());
 }
