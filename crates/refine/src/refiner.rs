@@ -28,6 +28,9 @@ pub struct RefineConfig {
     pub iterations: usize,
     /// Cells whose predicted visibility is below this are not used.
     pub min_visibility: f64,
+    /// Also predict on the mirrored pair (image and rendering flipped left-right, the rendering's
+    /// NOCS x and normal x mirrored) and average the two fields (test-time augmentation).
+    pub flip_average: bool,
     /// The pose solver.
     pub solve: SolveConfig,
     /// Renderer settings.
@@ -41,6 +44,7 @@ impl Default for RefineConfig {
             weights: "data/weights/refine.safetensors".into(),
             iterations: 4,
             min_visibility: 0.5,
+            flip_average: false,
             solve: SolveConfig::default(),
             render: RenderConfig::default(),
         }
@@ -139,21 +143,55 @@ impl FieldSource for Refiner {
             )));
         }
         let dev = Device::Cpu;
-        let img = Tensor::from_vec(crop.rgb.clone(), (1, 3, s, s), &dev)?;
-        let features = render_features(image);
-        let channels = features.len() / (s * s);
-        let ren = Tensor::from_vec(features, (1, channels, s, s), &dev)?;
+        let n = s * s;
+        let mut rgb = crop.rgb.clone();
+        let mut features = render_features(image);
+        let channels = features.len() / n;
+        let b = if self.config.flip_average {
+            rgb.extend(mirrored_planes(&crop.rgb, s));
+            let mut m = mirrored_planes(&features, s);
+            // The mirror image of the rendered car: NOCS x → 1 − x where rendered (colour is
+            // premultiplied by the mask), camera-frame normal x → −x.
+            for p in 0..n {
+                m[p] = m[6 * n + p] - m[p];
+                m[3 * n + p] = -m[3 * n + p];
+            }
+            features.extend(m);
+            2
+        } else {
+            1
+        };
+        let img = Tensor::from_vec(rgb, (b, 3, s, s), &dev)?;
+        let ren = Tensor::from_vec(features, (b, channels, s, s), &dev)?;
         let out = self.net.forward(&img, &ren)?;
         let field: Vec<f32> = out.field.flatten_all()?.to_vec1()?;
         let logit: Vec<f32> = out.visibility_logit.flatten_all()?.to_vec1()?;
-        let t = logit.len();
+        let t = logit.len() / b;
+        let side = (t as f64).sqrt().round() as usize;
+        let visibility = |l: f32| 1.0 / (1.0 + (-f64::from(l)).exp());
         Ok((0..t)
             .map(|k| {
-                let w = 1.0 / (1.0 + (-f64::from(logit[k])).exp());
-                ([field[k] * FIELD_SCALE_PX, field[t + k] * FIELD_SCALE_PX], w)
+                let (mut fx, mut fy) = (field[k], field[t + k]);
+                let mut w = visibility(logit[k]);
+                if b == 2 {
+                    // The mirrored pair's cell of this one, its field turned back (x negated).
+                    let m = (k / side) * side + side - 1 - k % side;
+                    fx = 0.5 * (fx - field[2 * t + m]);
+                    fy = 0.5 * (fy + field[3 * t + m]);
+                    w = 0.5 * (w + visibility(logit[t + m]));
+                }
+                ([fx * FIELD_SCALE_PX, fy * FIELD_SCALE_PX], w)
             })
             .collect())
     }
+}
+
+/// Planar `[C, S, S]` values mirrored left-right (every row reversed).
+fn mirrored_planes(planar: &[f32], side: usize) -> Vec<f32> {
+    planar
+        .chunks(side)
+        .flat_map(|row| row.iter().rev().copied())
+        .collect()
 }
 
 /// The refinement loop with any field source (the network, or the true field in tests).
@@ -211,4 +249,117 @@ pub fn refine_with(
         pose: current,
         rounds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::{NetConfig, build};
+
+    /// A pseudo-random value in [0, 1) for index `i`.
+    fn hash01(i: usize, salt: u64) -> f32 {
+        let x = (i as u64 ^ salt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ((x >> 40) as f32) / (1u64 << 24) as f32
+    }
+
+    /// `image` seen in a mirror: rows reversed, NOCS x and camera-frame normal x mirrored.
+    fn mirrored_image(image: &render::Image) -> render::Image {
+        let s = image.width;
+        let flip = |k: usize| (k / s) * s + s - 1 - k % s;
+        let mut out = image.clone();
+        for k in 0..s * s {
+            let f = flip(k);
+            out.mask[k] = image.mask[f];
+            out.colour[k] = image.colour[f];
+            out.colour[k][0] = image.mask[f] - image.colour[f][0];
+            out.normal[k] = image.normal[f];
+            out.normal[k][0] = -image.normal[f][0];
+        }
+        out
+    }
+
+    /// The flip-averaged field is mirror-equivariant for any weights: the field of the mirrored
+    /// pair is the mirrored field (cells mirrored, x negated), which checks the cell indexing and
+    /// the signs of the averaging.
+    #[test]
+    fn the_flip_averaged_field_of_a_mirrored_pair_is_the_mirrored_field() {
+        let s = 16;
+        let config = NetConfig {
+            input_size: s,
+            stream_widths: [4, 4, 8, 8],
+            fuse_width: 8,
+            decoder_widths: [8, 4],
+            groups: 2,
+        };
+        let (net, _) = build(&config, 5, &Device::Cpu).expect("net");
+        let refiner = Refiner::new(
+            net,
+            RefineConfig {
+                flip_average: true,
+                ..RefineConfig::default()
+            },
+        );
+        let n = s * s;
+        let mask: Vec<f32> = (0..n).map(|k| hash01(k, 1)).collect();
+        let image = render::Image {
+            width: s,
+            height: s,
+            colour: (0..n)
+                .map(|k| std::array::from_fn(|c| mask[k] * hash01(3 * k + c, 2)))
+                .collect(),
+            normal: (0..n)
+                .map(|k| std::array::from_fn(|c| 2.0 * hash01(3 * k + c, 3) - 1.0))
+                .collect(),
+            mask,
+            ..render::Image::default()
+        };
+        let camera = CropCamera {
+            fx: 50.0,
+            fy: 50.0,
+            cx: 7.5,
+            cy: 7.5,
+            width: s,
+            height: s,
+        };
+        let rgb: Vec<f32> = (0..3 * n).map(|k| hash01(k, 4)).collect();
+        let crop = CropInput {
+            camera,
+            rgb: rgb.clone(),
+        };
+        let mirrored = CropInput {
+            camera,
+            rgb: mirrored_planes(&rgb, s),
+        };
+        let pose = Pose {
+            rotation: nalgebra::Matrix3::identity(),
+            translation_m: nalgebra::Vector3::new(0.0, 0.0, 10.0),
+            scale: 1.0,
+        };
+        let a = refiner.field(&crop, &image, &pose).expect("field");
+        let b = refiner
+            .field(&mirrored, &mirrored_image(&image), &pose)
+            .expect("mirrored field");
+        let t = s / 2;
+        assert_eq!(a.len(), t * t);
+        let mut largest = 0.0f32;
+        for k in 0..t * t {
+            let m = (k / t) * t + t - 1 - k % t;
+            let ((fa, wa), (fb, wb)) = (a[m], b[k]);
+            largest = largest.max(fa[0].abs());
+            assert!((fb[0] + fa[0]).abs() < 1e-4, "cell {k}: x {} vs {}", fb[0], -fa[0]);
+            assert!((fb[1] - fa[1]).abs() < 1e-4, "cell {k}: y {} vs {}", fb[1], fa[1]);
+            assert!((wb - wa).abs() < 1e-5, "cell {k}: visibility {wb} vs {wa}");
+        }
+        assert!(largest > 1e-3, "the field must not vanish: {largest}");
+        // Without the averaging the network alone is not equivariant (so the check can fail).
+        let plain = Refiner::new(build(&config, 5, &Device::Cpu).expect("net").0, RefineConfig::default());
+        let (pa, pb) = (
+            plain.field(&crop, &image, &pose).expect("field"),
+            plain.field(&mirrored, &mirrored_image(&image), &pose).expect("field"),
+        );
+        let gap = (0..t * t)
+            .map(|k| (pb[k].0[0] + pa[(k / t) * t + t - 1 - k % t].0[0]).abs())
+            .fold(0.0f32, f32::max);
+        assert!(gap > 1e-4, "a plain network is not mirror-equivariant: {gap}");
+    }
 }
