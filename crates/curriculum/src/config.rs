@@ -26,7 +26,7 @@ pub struct CurriculumConfig {
 impl Default for CurriculumConfig {
     fn default() -> Self {
         CurriculumConfig {
-            rounds: 3,
+            rounds: 4,
             budget: vec![0.5, 0.75, 1.0],
             verify: VerifyConfig::default(),
             difficulty: DifficultyConfig::default(),
@@ -129,7 +129,8 @@ pub struct TargetConfig {
     /// The mask target is the detection's own mask (where it has one), not the rendered
     /// silhouette cut by it; NOCS stays known only where the rendering covers the car. A label a
     /// little short renders a silhouette short of the car's ends, and a network that learns it
-    /// predicts short masks, whose silhouette loss shortens the next round's labels.
+    /// predicts short masks, whose silhouette loss shortens the next round's labels. On by
+    /// default (BENCHMARKS.md, "Curriculum"); off, the mask target is the rendered silhouette.
     pub mask_from_detection: bool,
 }
 
@@ -145,7 +146,7 @@ impl Default for TargetConfig {
             },
             render: render::RenderConfig::default(),
             min_mask_pixels: 16,
-            mask_from_detection: false,
+            mask_from_detection: true,
         }
     }
 }

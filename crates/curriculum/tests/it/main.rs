@@ -156,7 +156,12 @@ fn a_target_crop_renders_the_label_inside_its_detection_and_mask() {
             .unwrap()
             .unwrap()
     };
-    let render = |detection: &detection::Detection| render_with(detection, &TargetConfig::default());
+    // The rendered silhouette as the mask target (the detection's mask is the default's).
+    let rendered_mask = TargetConfig {
+        mask_from_detection: false,
+        ..TargetConfig::default()
+    };
+    let render = |detection: &detection::Detection| render_with(detection, &rendered_mask);
     let t = render(&detection);
     let s = t.crop.size;
     let pixels: Vec<(usize, usize)> = (0..s * s)
