@@ -346,16 +346,26 @@ mod tests {
             let m = (k / t) * t + t - 1 - k % t;
             let ((fa, wa), (fb, wb)) = (a[m], b[k]);
             largest = largest.max(fa[0].abs());
-            assert!((fb[0] + fa[0]).abs() < 1e-4, "cell {k}: x {} vs {}", fb[0], -fa[0]);
+            assert!(
+                (fb[0] + fa[0]).abs() < 1e-4,
+                "cell {k}: x {} vs {}",
+                fb[0],
+                -fa[0]
+            );
             assert!((fb[1] - fa[1]).abs() < 1e-4, "cell {k}: y {} vs {}", fb[1], fa[1]);
             assert!((wb - wa).abs() < 1e-5, "cell {k}: visibility {wb} vs {wa}");
         }
         assert!(largest > 1e-3, "the field must not vanish: {largest}");
         // Without the averaging the network alone is not equivariant (so the check can fail).
-        let plain = Refiner::new(build(&config, 5, &Device::Cpu).expect("net").0, RefineConfig::default());
+        let plain = Refiner::new(
+            build(&config, 5, &Device::Cpu).expect("net").0,
+            RefineConfig::default(),
+        );
         let (pa, pb) = (
             plain.field(&crop, &image, &pose).expect("field"),
-            plain.field(&mirrored, &mirrored_image(&image), &pose).expect("field"),
+            plain
+                .field(&mirrored, &mirrored_image(&image), &pose)
+                .expect("field"),
         );
         let gap = (0..t * t)
             .map(|k| (pb[k].0[0] + pa[(k / t) * t + t - 1 - k % t].0[0]).abs())
