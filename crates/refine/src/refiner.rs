@@ -31,6 +31,14 @@ pub struct RefineConfig {
     /// Also predict on the mirrored pair (image and rendering flipped left-right, the rendering's
     /// NOCS x and normal x mirrored) and average the two fields (test-time augmentation).
     pub flip_average: bool,
+    /// Extra renderings per round at poses jittered about the current one (0: none). Every
+    /// rendering's cells give 2D–3D pairs, pooled into one solve, so errors of the field that
+    /// change with the rendering average out (test-time augmentation in the network's own domain).
+    pub jitter_renders: usize,
+    /// Their turn about the camera's vertical, degrees (spread on a circle with the shift).
+    pub jitter_yaw_deg: f64,
+    /// Their sideways shift (camera x), as a fraction of the object's depth.
+    pub jitter_shift_fraction: f64,
     /// The pose solver.
     pub solve: SolveConfig,
     /// Renderer settings.
@@ -45,6 +53,9 @@ impl Default for RefineConfig {
             iterations: 4,
             min_visibility: 0.5,
             flip_average: false,
+            jitter_renders: 0,
+            jitter_yaw_deg: 3.0,
+            jitter_shift_fraction: 0.01,
             solve: SolveConfig::default(),
             render: RenderConfig::default(),
         }
@@ -194,6 +205,23 @@ fn mirrored_planes(planar: &[f32], side: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The poses rendered in one round: `pose` itself, then [`RefineConfig::jitter_renders`] poses
+/// spread evenly on the ellipse (± `jitter_yaw_deg`, ± `jitter_shift_fraction` × depth sideways)
+/// about it, so that the jitters cancel in the mean.
+fn jittered(pose: &Pose, config: &RefineConfig) -> Vec<Pose> {
+    let k = config.jitter_renders;
+    let depth_m = f64::from(pose.translation_m.z).abs();
+    std::iter::once(*pose)
+        .chain((0..k).map(|i| {
+            let a = std::f64::consts::TAU * (i as f64 + 0.5) / k as f64;
+            let mut delta = [0.0; crate::geometry::PARAMS];
+            delta[0] = config.jitter_yaw_deg.to_radians() * a.cos();
+            delta[1] = config.jitter_shift_fraction * depth_m * a.sin();
+            crate::geometry::apply_update(pose, &delta)
+        }))
+        .collect()
+}
+
 /// The refinement loop with any field source (the network, or the true field in tests).
 pub fn refine_with(
     source: &dyn FieldSource,
@@ -206,32 +234,34 @@ pub fn refine_with(
     let mut current = *pose;
     let mut rounds = Vec::new();
     for _ in 0..config.iterations {
-        let image = render(&crop.camera, &current, &nocs, &config.render)?;
-        let points = cell_points(&image);
-        let field = source.field(crop, &image, &current)?;
-        if field.len() != points.len() {
-            return Err(RefineError::InvalidInput(format!(
-                "a field of {} cells for {} rendered cells",
-                field.len(),
-                points.len()
-            )));
-        }
         let mut pairs = Vec::new();
         let mut length = 0.0;
-        for (x, (f, w)) in points.iter().zip(&field) {
-            let Some(x) = x else { continue };
-            if *w < config.min_visibility {
-                continue;
+        for view in jittered(&current, config) {
+            let image = render(&crop.camera, &view, &nocs, &config.render)?;
+            let points = cell_points(&image);
+            let field = source.field(crop, &image, &view)?;
+            if field.len() != points.len() {
+                return Err(RefineError::InvalidInput(format!(
+                    "a field of {} cells for {} rendered cells",
+                    field.len(),
+                    points.len()
+                )));
             }
-            let Some(uv) = project(&crop.camera, &to_camera(&current, x)) else {
-                continue;
-            };
-            length += f64::from(f[0]).hypot(f64::from(f[1]));
-            pairs.push(Correspondence {
-                point_unit: *x,
-                target_px: [uv.x + f64::from(f[0]), uv.y + f64::from(f[1])],
-                weight: *w,
-            });
+            for (x, (f, w)) in points.iter().zip(&field) {
+                let Some(x) = x else { continue };
+                if *w < config.min_visibility {
+                    continue;
+                }
+                let Some(uv) = project(&crop.camera, &to_camera(&view, x)) else {
+                    continue;
+                };
+                length += f64::from(f[0]).hypot(f64::from(f[1]));
+                pairs.push(Correspondence {
+                    point_unit: *x,
+                    target_px: [uv.x + f64::from(f[0]), uv.y + f64::from(f[1])],
+                    weight: *w,
+                });
+            }
         }
         if pairs.len() < 8 {
             tracing::debug!(pairs = pairs.len(), "too few usable cells: refinement stops");

@@ -61,14 +61,20 @@ fn true_field_drives_the_pose_to_the_truth() {
         truth,
         surfels: surfels.clone(),
     };
-    for (delta, optimise_scale) in [
-        ([0.35, 0.25, -0.2, 0.5, 0.0], false),
-        ([-0.4, -0.3, 0.15, -0.6, 0.05], true),
+    // The third case pools the pairs of four extra renderings at jittered poses per round: each
+    // rendering's pairs must be formed at its own pose for the pooled solve to land on the truth.
+    for (delta, optimise_scale, jitter_renders) in [
+        ([0.35, 0.25, -0.2, 0.5, 0.0], false, 0),
+        ([-0.4, -0.3, 0.15, -0.6, 0.05], true, 0),
+        ([0.35, -0.25, 0.2, 0.4, 0.0], false, 4),
     ] {
         let start = apply_update(&truth, &delta);
         let config = RefineConfig {
             iterations: 3,
             min_visibility: 0.5,
+            jitter_renders,
+            jitter_yaw_deg: 6.0,
+            jitter_shift_fraction: 0.02,
             solve: SolveConfig {
                 optimise_scale,
                 ..SolveConfig::default()
@@ -84,7 +90,7 @@ fn true_field_drives_the_pose_to_the_truth() {
         assert!(start_rot > 19.0, "{start_rot}");
         assert!(
             rot_err < 0.5 && t_err < 0.05,
-            "scale {optimise_scale}: rotation error {rot_err}°, translation {t_err} m, rounds {:?}",
+            "scale {optimise_scale}, jitter {jitter_renders}: rotation error {rot_err}°, translation {t_err} m, rounds {:?}",
             out.rounds
         );
         if !optimise_scale {
