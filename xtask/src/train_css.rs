@@ -272,6 +272,32 @@ mod tests {
         assert_eq!(recorded["data"]["seed"], serde_json::json!(shipped.data.seed));
     }
 
+    /// The shape-space variant's three fine-tuning configs change only training settings, and
+    /// the committed variant was trained with the last one.
+    #[test]
+    fn the_shape_space_variant_was_trained_with_its_shipped_configs() {
+        let shipped = CssConfig::default();
+        let steps: Vec<CssConfig> = (1..=3)
+            .map(|i| load_config(&crate::root().join(format!("configs/css_sdf/step{i}.toml"))).unwrap())
+            .collect();
+        for step in &steps {
+            assert_eq!(step.model, shipped.model);
+            assert_eq!(step.data, shipped.data);
+            assert!(step.train.sdf_weight > 0.0);
+        }
+        let model = css::CssModel::load(&crate::root().join("data/weights/css_sdf.safetensors")).unwrap();
+        let recorded = model
+            .meta
+            .as_ref()
+            .and_then(|m| m.training.get("config"))
+            .cloned()
+            .unwrap();
+        let recorded_train: css::train::TrainConfig =
+            serde_json::from_value(recorded["train"].clone()).unwrap();
+        assert_eq!(recorded_train, steps[2].train);
+        assert_eq!(model.net.config, shipped.model);
+    }
+
     #[test]
     fn moving_average_over_a_window() {
         let s = crate::plot::moving_average(&[1.0, 3.0, 5.0, 7.0], 2);
