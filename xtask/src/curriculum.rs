@@ -296,7 +296,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let _enter = span.enter();
         let (weights, labelled_with, accepted_count, prec, prec05, labels, verified, rejections) =
             if round == 0 {
-                let weights = crate::root().join(&autolabel.weights.css);
+                let weights = crate::root().join(&config.initial_css);
                 (weights, None, 0, None, None, 0, 0, json!({}))
             } else {
                 let previous = records

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CurriculumConfig {
+    /// Round 0's network (relative to the repository root): the CSS network trained on clean
+    /// synthetic crops that the rounds fine-tune. It is not the autolabeler's `weights.css`, so the
+    /// autolabeler's default network can change without changing the curriculum's start.
+    pub initial_css: std::path::PathBuf,
     /// Annotation rounds after round 0 (the network trained on clean synthetic crops only).
     pub rounds: usize,
     /// Fraction of a round's verified labels it accepts, easiest first, per round (round 1 first;
@@ -26,6 +30,7 @@ pub struct CurriculumConfig {
 impl Default for CurriculumConfig {
     fn default() -> Self {
         CurriculumConfig {
+            initial_css: std::path::PathBuf::from("data/weights/css.safetensors"),
             rounds: 4,
             budget: vec![0.5, 0.75, 1.0],
             verify: VerifyConfig::default(),

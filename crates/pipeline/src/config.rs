@@ -40,7 +40,8 @@ pub enum InitMethod {
 pub struct WeightsConfig {
     /// The DeepSDF shape prior.
     pub deepsdf: PathBuf,
-    /// The CSS network.
+    /// The CSS network (default: the shape-space variant, whose shapes are closer to the truth;
+    /// `data/weights/css.safetensors` is the network `cargo xtask train-css` makes in one run).
     pub css: PathBuf,
     /// The material atlas of the monocular mode (`cargo xtask train-texture`).
     pub texture: PathBuf,
@@ -50,7 +51,7 @@ impl Default for WeightsConfig {
     fn default() -> Self {
         WeightsConfig {
             deepsdf: PathBuf::from("data/weights/deepsdf.safetensors"),
-            css: PathBuf::from("data/weights/css.safetensors"),
+            css: PathBuf::from("data/weights/css_sdf.safetensors"),
             texture: PathBuf::from("data/weights/texture.json"),
         }
     }

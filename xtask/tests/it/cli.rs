@@ -724,6 +724,14 @@ fn curriculum_runs_two_tiny_rounds_and_labels_each_with_the_last_network() {
     assert!((0.0..=1.0).contains(&p));
     let record = |k: usize| read(&out_dir.join(format!("round_{k}/round.json")));
     let (r0, r1, r2) = (record(0), record(1), record(2));
+    // Round 0 starts from the curriculum's own initial network, not the autolabeler's default.
+    assert!(
+        r0["weights"]
+            .as_str()
+            .unwrap()
+            .ends_with("data/weights/css.safetensors"),
+        "{r0}"
+    );
     assert_eq!(r1["labelled_with"], r0["weights"]);
     assert_eq!(r2["labelled_with"], r1["weights"]);
     assert_eq!(r2["labelled_with_hash"], r1["weights_hash"]);
