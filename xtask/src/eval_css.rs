@@ -43,6 +43,9 @@ pub struct Args {
     /// floor of picking a training shape).
     #[arg(long)]
     oracles: bool,
+    /// Average each crop's reading with the mirrored crop's (`CssModel::run_flip_averaged`).
+    #[arg(long)]
+    flip_average: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -86,7 +89,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let inputs: Vec<f32> = samples.iter().flat_map(|x| x.input.iter().copied()).collect();
     let started = std::time::Instant::now();
     let boxes: Vec<_> = samples.iter().map(|x| x.box_features).collect();
-    let (nocs, mask, latents) = model.run(&inputs, &boxes, samples.len())?;
+    let (nocs, mask, latents) = if args.flip_average {
+        model.run_flip_averaged(&inputs, &boxes, samples.len())?
+    } else {
+        model.run(&inputs, &boxes, samples.len())?
+    };
     let infer_ms = started.elapsed().as_secs_f64() * 1000.0 / samples.len() as f64;
     let l = model.net.config.latent_dim;
     let (mut ious, mut errs) = (Vec::new(), Vec::new());
@@ -237,6 +244,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "empty_decodes": empty,
         "inference_ms_per_crop_batch16": infer_ms,
         "weights": weights.display().to_string(),
+        "flip_average": args.flip_average,
     });
     if args.oracles {
         let fin = |v: Vec<f64>| -> Vec<f64> { v.into_iter().filter(|d| d.is_finite()).collect() };

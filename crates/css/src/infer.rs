@@ -55,6 +55,23 @@ pub struct Prediction {
     pub latent: Vec<f32>,
 }
 
+/// The box features ([`box_features`]) of the box seen in the mirrored image: only the viewing
+/// angle changes sign (see [`BoxRays::mirrored`]).
+pub fn mirror_box_features(features: &[f32; BOX_FEATURES]) -> [f32; BOX_FEATURES] {
+    let mut mirrored = *features;
+    mirrored[2] = -mirrored[2];
+    mirrored
+}
+
+/// How [`CssModel::predict_with`] reads the crops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PredictOptions {
+    /// Average each crop's reading with the mirrored crop's ([`CssModel::run_flip_averaged`]):
+    /// twice the network's time.
+    pub flip_average: bool,
+}
+
 /// A trained CSS network ready for inference.
 pub struct CssModel {
     /// The network.
@@ -152,13 +169,73 @@ impl CssModel {
         Ok((nocs, mask, latent))
     }
 
+    /// [`CssModel::run`] averaged with the network's reading of the mirrored crops (test-time
+    /// flip): each input is mirrored left–right, with its box features ([`mirror_box_features`]),
+    /// and run too; the mirrored maps are turned back (NOCS x ↦ 1 − x, as in training's flips) and
+    /// averaged with the direct ones, and the two codes are averaged and put back on the unit
+    /// sphere. A car is close to mirror-symmetric, so both readings estimate the same shape and
+    /// their mean has less noise; it costs a second forward pass.
+    pub fn run_flip_averaged(
+        &self,
+        inputs: &[f32],
+        boxes: &[[f32; BOX_FEATURES]],
+        n: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let (mut nocs, mut mask, mut latent) = self.run(inputs, boxes, n)?;
+        let s = self.input_size();
+        let mirrored: Vec<f32> = inputs
+            .chunks_exact(s)
+            .flat_map(|row| row.iter().rev().copied())
+            .collect();
+        let mirrored_boxes: Vec<_> = boxes.iter().map(mirror_box_features).collect();
+        let (nocs_m, mask_m, latent_m) = self.run(&mirrored, &mirrored_boxes, n)?;
+        let t = self.output_size();
+        for k in 0..n {
+            for j in 0..t {
+                for i in 0..t {
+                    let (p, q) = (j * t + i, j * t + (t - 1 - i));
+                    mask[k * t * t + p] = 0.5 * (mask[k * t * t + p] + mask_m[k * t * t + q]);
+                    for c in 0..3 {
+                        let at = |map: &[f32], pixel: usize| map[k * 3 * t * t + c * t * t + pixel];
+                        let other = if c == 0 {
+                            1.0 - at(&nocs_m, q)
+                        } else {
+                            at(&nocs_m, q)
+                        };
+                        nocs[k * 3 * t * t + c * t * t + p] = 0.5 * (at(&nocs, p) + other);
+                    }
+                }
+            }
+        }
+        let l = self.net.config.latent_dim;
+        for (z, zm) in latent.chunks_exact_mut(l).zip(latent_m.chunks_exact(l)) {
+            let sum: Vec<f32> = z.iter().zip(zm).map(|(a, b)| a + b).collect();
+            let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt();
+            for (v, s) in z.iter_mut().zip(&sum) {
+                *v = if norm > 1e-12 { s / norm } else { *v };
+            }
+        }
+        Ok((nocs, mask, latent))
+    }
+
     /// Predicts NOCS, mask and latent for every request on `image`, seen by a camera with
-    /// intrinsics `k`.
+    /// intrinsics `k` (one reading per crop: [`CssModel::predict_with`] for the options).
     pub fn predict(
         &self,
         image: &RgbImage,
         k: &Intrinsics,
         requests: &[Request<'_>],
+    ) -> Result<Vec<Prediction>> {
+        self.predict_with(image, k, requests, &PredictOptions::default())
+    }
+
+    /// [`CssModel::predict`] with `options`.
+    pub fn predict_with(
+        &self,
+        image: &RgbImage,
+        k: &Intrinsics,
+        requests: &[Request<'_>],
+        options: &PredictOptions,
     ) -> Result<Vec<Prediction>> {
         let s = self.input_size();
         let mut inputs = Vec::with_capacity(requests.len() * 3 * s * s);
@@ -175,7 +252,11 @@ impl CssModel {
             inputs.extend(x);
             boxes.push(box_features(&BoxRays::new(b, k)));
         }
-        let (nocs, mask, latent) = self.run(&inputs, &boxes, requests.len())?;
+        let (nocs, mask, latent) = if options.flip_average {
+            self.run_flip_averaged(&inputs, &boxes, requests.len())?
+        } else {
+            self.run(&inputs, &boxes, requests.len())?
+        };
         let l = self.net.config.latent_dim;
         let t = self.output_size();
         Ok(requests

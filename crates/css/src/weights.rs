@@ -159,8 +159,10 @@ pub fn network_from(
 
 /// Starting weights for a network of architecture `config` taken from another network's
 /// `tensors` (a trained body under a new head): every variable found there with its shape is
-/// copied, the others keep their values seeded with `seed`. Returns the variables and the names of
-/// those not taken from `tensors`.
+/// copied; a weight matrix whose inputs grew (same rows, more columns: `box_input` turned on) keeps
+/// its trained columns and starts with zeros in the new ones, so the network first computes what it
+/// did; the others keep their values seeded with `seed`. Returns the variables and the names of
+/// those not taken from `tensors` (a widened matrix counts as taken).
 pub fn warm_start(
     config: &ModelConfig,
     tensors: &BTreeMap<String, Tensor>,
@@ -172,6 +174,15 @@ pub fn warm_start(
     for (name, var) in crate::model::sorted_vars(&varmap)? {
         match tensors.get(&name) {
             Some(t) if t.dims() == var.dims() => var.set(t)?,
+            Some(t)
+                if t.rank() == 2
+                    && var.rank() == 2
+                    && t.dim(0)? == var.dim(0)?
+                    && t.dim(1)? < var.dim(1)? =>
+            {
+                let extra = Tensor::zeros((t.dim(0)?, var.dim(1)? - t.dim(1)?), t.dtype(), t.device())?;
+                var.set(&Tensor::cat(&[t, &extra], 1)?)?;
+            }
             _ => fresh.push(name),
         }
     }

@@ -154,6 +154,8 @@ pub struct AutolabelConfig {
     pub method: Method,
     /// Model weights.
     pub weights: WeightsConfig,
+    /// How the CSS network reads the crops (LIDAR mode).
+    pub css: css::infer::PredictOptions,
     /// Which detections are labelled.
     pub detections: detection::DetectionFilter,
     /// Ground plane.
@@ -183,6 +185,7 @@ impl Default for AutolabelConfig {
             seed: 0,
             method: Method::Sdf,
             weights: WeightsConfig::default(),
+            css: css::infer::PredictOptions::default(),
             detections: detection::DetectionFilter::default(),
             ground: GroundSettings::default(),
             frustum: pose::frustum::FrustumConfig::default(),

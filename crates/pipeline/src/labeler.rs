@@ -788,7 +788,10 @@ impl Labeler for SdfLabeler {
             })
             .collect();
         let (k, _) = Intrinsics::from_projection(&frame.calib.image_from_rect(Camera::Cam2));
-        let predictions = timer.time("css", || self.css.predict(&frame.image, &k, &requests))?;
+        let predictions = timer.time("css", || {
+            self.css
+                .predict_with(&frame.image, &k, &requests, &self.config.css)
+        })?;
         for ((i, frustum), prediction) in frustums.iter().zip(&predictions) {
             let det = &detections[*i];
             let span = tracing::debug_span!("object", frame = %frame.id, detection = i);

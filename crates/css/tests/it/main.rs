@@ -9,7 +9,7 @@ use css::data::{
 use css::model::{ModelConfig, build};
 use css::train::{TrainConfig, train};
 use deepsdf::ShapePrior;
-use rand::{SeedableRng, rngs::StdRng};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
 use sim::ShapeLibrary;
 use sim::frame::{FrameConfig, frame_seed, generate_frame};
 use std::path::PathBuf;
@@ -682,4 +682,104 @@ fn the_shape_space_loss_compares_decoded_shapes_and_its_gradient_matches_finite_
         ..TrainConfig::default()
     };
     assert!(train(&crops(2), &model, &with_sdf, None, None, &mut |_, _| true).is_err());
+}
+
+#[test]
+fn the_flip_averaged_reading_mirrors_with_its_input() {
+    use css::data::{BoxRays, box_features};
+    use css::infer::mirror_box_features;
+    let rays = BoxRays::new(&geom::Box2d::new(700.0, 170.0, 820.0, 230.0), &kitti_intrinsics());
+    assert_eq!(
+        mirror_box_features(&box_features(&rays)),
+        box_features(&rays.mirrored())
+    );
+    let config = ModelConfig {
+        box_input: true,
+        ..tiny()
+    };
+    let (net, varmap) = build(&config, 3, &Device::Cpu).unwrap();
+    let model = css::CssModel {
+        net,
+        varmap,
+        meta: None,
+    };
+    let (s, t, l, n) = (model.input_size(), model.output_size(), 8, 3);
+    let mut rng = StdRng::seed_from_u64(4);
+    let inputs: Vec<f32> = (0..n * 3 * s * s).map(|_| rng.random::<f32>()).collect();
+    let boxes: Vec<[f32; 4]> = (0..n).map(|i| [-0.1, 0.4, 0.05 + 0.1 * i as f32, -2.0]).collect();
+    let mirrored: Vec<f32> = inputs
+        .chunks_exact(s)
+        .flat_map(|row| row.iter().rev().copied())
+        .collect();
+    let mirrored_boxes: Vec<_> = boxes.iter().map(mirror_box_features).collect();
+    let (nocs, mask, latent) = model.run_flip_averaged(&inputs, &boxes, n).unwrap();
+    let (nocs_m, mask_m, latent_m) = model.run_flip_averaged(&mirrored, &mirrored_boxes, n).unwrap();
+    // The reading of the mirrored crop is the mirrored reading: maps turned left–right, NOCS x
+    // mirrored, the same code.
+    for k in 0..n {
+        for j in 0..t {
+            for i in 0..t {
+                let (p, q) = (j * t + i, j * t + (t - 1 - i));
+                assert!((mask[k * t * t + p] - mask_m[k * t * t + q]).abs() < 1e-5);
+                for c in 0..3 {
+                    let a = nocs[k * 3 * t * t + c * t * t + p];
+                    let b = nocs_m[k * 3 * t * t + c * t * t + q];
+                    let b = if c == 0 { 1.0 - b } else { b };
+                    assert!(
+                        (a - b).abs() < 1e-5,
+                        "crop {k} ({i}, {j}) channel {c}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+    for (z, zm) in latent.chunks_exact(l).zip(latent_m.chunks_exact(l)) {
+        let norm = z.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5);
+        for (a, b) in z.iter().zip(zm) {
+            assert!((a - b).abs() < 1e-5);
+        }
+    }
+    // It is not the plain reading.
+    let (plain_nocs, _, plain_latent) = model.run(&inputs, &boxes, n).unwrap();
+    let differs = |a: &[f32], b: &[f32]| a.iter().zip(b).any(|(x, y)| (x - y).abs() > 1e-4);
+    assert!(differs(&plain_nocs, &nocs) && differs(&plain_latent, &latent));
+}
+
+#[test]
+fn a_warm_start_that_adds_the_box_input_first_computes_what_the_network_did() {
+    let dev = Device::Cpu;
+    let (plain_net, plain) = build(&tiny(), 5, &dev).unwrap();
+    let config = ModelConfig {
+        box_input: true,
+        ..tiny()
+    };
+    let (varmap, fresh) =
+        css::weights::warm_start(&config, &css::weights::variables(&plain).unwrap(), 6, &dev).unwrap();
+    assert!(fresh.is_empty(), "{fresh:?}");
+    let net = css::model::CssNet::new(
+        &config,
+        candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &dev),
+    )
+    .unwrap();
+    let s = tiny().input_size;
+    let mut rng = StdRng::seed_from_u64(8);
+    let x: Vec<f32> = (0..2 * 3 * s * s).map(|_| rng.random::<f32>()).collect();
+    let x = Tensor::from_vec(x, (2, 3, s, s), &dev).unwrap();
+    let boxes = Tensor::from_vec(vec![0.3f32, 0.9, -0.2, -2.5, -0.1, 0.5, 0.4, -1.5], (2, 4), &dev).unwrap();
+    let before = plain_net
+        .forward(&x, None)
+        .unwrap()
+        .latent
+        .to_vec2::<f32>()
+        .unwrap();
+    let after = net
+        .forward(&x, Some(&boxes))
+        .unwrap()
+        .latent
+        .to_vec2::<f32>()
+        .unwrap();
+    for (a, b) in before.iter().flatten().zip(after.iter().flatten()) {
+        assert!((a - b).abs() < 1e-5, "{before:?} vs {after:?}");
+    }
 }
