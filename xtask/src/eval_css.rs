@@ -46,6 +46,10 @@ pub struct Args {
     /// Average each crop's reading with the mirrored crop's (`CssModel::run_flip_averaged`).
     #[arg(long)]
     flip_average: bool,
+    /// Score the network on its own training frames (the seed recorded in the weights, instead of
+    /// `--seed`): a diagnostic of under- or overfitting, not a held-out result.
+    #[arg(long)]
+    training_frames: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -62,9 +66,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ),
         None => (css::config::DataConfig::default(), None),
     };
-    if trained_seed == Some(args.seed) {
-        anyhow::bail!("--seed {} is the training frames' seed: pick another", args.seed);
-    }
+    let seed = if args.training_frames {
+        trained_seed.context("--training-frames: the weights do not record their training seed")?
+    } else {
+        anyhow::ensure!(
+            trained_seed != Some(args.seed),
+            "--seed {} is the training frames' seed: pick another (or --training-frames)",
+            args.seed
+        );
+        args.seed
+    };
     let library = ShapeLibrary::procedural(data.library_seed, data.library_size);
     let frame_config = FrameConfig {
         domain: args.domain,
@@ -74,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &library,
         &prior,
         &frame_config,
-        args.seed,
+        seed,
         args.frames,
         &data.crop,
         false,
@@ -238,7 +249,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "crops": crops.len(),
         "domain": args.domain.name(),
         "frames": args.frames,
-        "seed": args.seed,
+        "seed": seed,
+        "training_frames": args.training_frames,
         "chamfer_crops": picked.len(),
         "typical_car_chamfer_m": mean(&baseline),
         "empty_decodes": empty,

@@ -54,6 +54,12 @@ pub struct ModelConfig {
     /// Files written before it existed lack it (0).
     #[serde(default)]
     pub latent_codes: usize,
+    /// Whether the latent head reads the deepest feature map whole (flattened, `C × (S/16)²`
+    /// values) instead of its spatial mean (`C`): where in the crop a feature lies, which the mean
+    /// discards, tells a long car from a short one. Files written before it existed lack it
+    /// (false).
+    #[serde(default)]
+    pub latent_spatial: bool,
 }
 
 impl Default for ModelConfig {
@@ -71,6 +77,7 @@ impl Default for ModelConfig {
             latent_dim: 8,
             box_input: false,
             latent_codes: 0,
+            latent_spatial: false,
         }
     }
 }
@@ -92,6 +99,7 @@ impl ModelConfig {
             latent_dim: 8,
             box_input: true,
             latent_codes: 0,
+            latent_spatial: false,
         }
     }
 
@@ -103,6 +111,16 @@ impl ModelConfig {
     /// The encoder's total reduction (input size / deepest feature size).
     pub fn reduction(&self) -> usize {
         if self.stem_reduce { 16 } else { 8 }
+    }
+
+    /// Positions of the deepest feature map the latent head reads per channel: `(S/16)²` when
+    /// `latent_spatial`, else 1 (the spatial mean).
+    pub fn latent_positions(&self) -> usize {
+        if self.latent_spatial {
+            (self.input_size / self.reduction()).pow(2)
+        } else {
+            1
+        }
     }
 
     /// Checks sizes and divisibility.
@@ -325,7 +343,7 @@ impl CssNet {
             stages,
             decoders,
             latent_hidden: candle_nn::linear(
-                w3 + if config.box_input { BOX_FEATURES } else { 0 },
+                w3 * config.latent_positions() + if config.box_input { BOX_FEATURES } else { 0 },
                 w3,
                 vb.pp("latent.hidden"),
             )?,
@@ -416,7 +434,11 @@ impl CssNet {
         };
         let nocs = candle_nn::ops::sigmoid(&maps.narrow(1, 0, 3)?)?;
         let mask_logit = maps.narrow(1, 3, 1)?;
-        let mut pooled = deepest.mean(D::Minus1)?.mean(D::Minus1)?;
+        let mut pooled = if self.config.latent_spatial {
+            deepest.flatten_from(1)?
+        } else {
+            deepest.mean(D::Minus1)?.mean(D::Minus1)?
+        };
         if self.config.box_input {
             let boxes = boxes.ok_or_else(|| {
                 candle_core::Error::Msg("this network reads box features: none were given".into())

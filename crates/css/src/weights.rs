@@ -161,7 +161,9 @@ pub fn network_from(
 /// `tensors` (a trained body under a new head): every variable found there with its shape is
 /// copied; a weight matrix whose inputs grew (same rows, more columns: `box_input` turned on) keeps
 /// its trained columns and starts with zeros in the new ones, so the network first computes what it
-/// did; the others keep their values seeded with `seed`. Returns the variables and the names of
+/// did (likewise the latent head's first weights when `latent_spatial` is turned on: each channel's
+/// weight spread evenly over its positions, so the head first computes the mean-pooling one's
+/// output); the others keep their values seeded with `seed`. Returns the variables and the names of
 /// those not taken from `tensors` (a widened matrix counts as taken).
 pub fn warm_start(
     config: &ModelConfig,
@@ -174,6 +176,9 @@ pub fn warm_start(
     for (name, var) in crate::model::sorted_vars(&varmap)? {
         match tensors.get(&name) {
             Some(t) if t.dims() == var.dims() => var.set(t)?,
+            Some(t) if name == LATENT_HIDDEN && config.latent_spatial && t.rank() == 2 => {
+                var.set(&spread_over_positions(t, config)?)?;
+            }
             Some(t)
                 if t.rank() == 2
                     && var.rank() == 2
@@ -187,6 +192,48 @@ pub fn warm_start(
         }
     }
     Ok((varmap, fresh))
+}
+
+/// Name of the latent head's first weight matrix.
+const LATENT_HIDDEN: &str = "latent.hidden.weight";
+
+/// The latent head's first weights of a mean-pooling network (`[R, C (+ box)]`) spread over the
+/// `P` positions a spatial head reads (`[R, C·P (+ box)]`, channel-major as `flatten_from(1)`
+/// lays them out): each channel's column divided by `P` at each of its positions, so the spatial
+/// head first computes the mean-pooling head's output. Box columns, when the source has them, are
+/// kept; when it lacks them they start at zero.
+fn spread_over_positions(t: &Tensor, config: &ModelConfig) -> Result<Tensor> {
+    let channels = config.widths[2];
+    let positions = config.latent_positions();
+    let rows = t.dim(0)?;
+    let boxes = if config.box_input {
+        crate::data::BOX_FEATURES
+    } else {
+        0
+    };
+    let source_boxes = t.dim(1)?.checked_sub(channels).filter(|b| *b == 0 || *b == boxes);
+    let Some(source_boxes) = source_boxes else {
+        return Err(CssError::InvalidInput(format!(
+            "{LATENT_HIDDEN}: {:?} is not the weight of a mean-pooling head over {channels} channels",
+            t.dims()
+        )));
+    };
+    let mean = t.narrow(1, 0, channels)?;
+    let spread = (mean
+        .unsqueeze(2)?
+        .broadcast_as((rows, channels, positions))?
+        .contiguous()?
+        .reshape((rows, channels * positions))?
+        / positions as f64)?;
+    let mut parts = vec![spread];
+    if boxes > 0 {
+        parts.push(if source_boxes > 0 {
+            t.narrow(1, channels, boxes)?
+        } else {
+            Tensor::zeros((rows, boxes), t.dtype(), t.device())?
+        });
+    }
+    Ok(Tensor::cat(&parts, 1)?)
 }
 
 /// Saves a trained network.

@@ -748,37 +748,63 @@ fn the_flip_averaged_reading_mirrors_with_its_input() {
 
 #[test]
 fn a_warm_start_that_adds_the_box_input_first_computes_what_the_network_did() {
-    let dev = Device::Cpu;
-    let (plain_net, plain) = build(&tiny(), 5, &dev).unwrap();
-    let config = ModelConfig {
+    let with_boxes = ModelConfig {
         box_input: true,
         ..tiny()
     };
+    assert_warm_start_keeps_the_latent(&tiny(), &with_boxes);
+}
+
+#[test]
+fn a_warm_start_that_makes_the_latent_head_spatial_first_computes_what_the_network_did() {
+    let spatial = ModelConfig {
+        latent_spatial: true,
+        ..tiny()
+    };
+    assert_eq!(
+        spatial.latent_positions(),
+        4,
+        "the test needs a head reading several positions"
+    );
+    assert_warm_start_keeps_the_latent(&tiny(), &spatial);
+    let with_boxes = ModelConfig {
+        box_input: true,
+        ..tiny()
+    };
+    let both = ModelConfig {
+        latent_spatial: true,
+        ..with_boxes.clone()
+    };
+    assert_warm_start_keeps_the_latent(&with_boxes, &both);
+    assert_warm_start_keeps_the_latent(&tiny(), &both);
+}
+
+/// A network of architecture `to` warm-started from one of architecture `from` takes every
+/// variable and first computes the same latent.
+fn assert_warm_start_keeps_the_latent(from: &ModelConfig, to: &ModelConfig) {
+    let dev = Device::Cpu;
+    let (old_net, old) = build(from, 5, &dev).unwrap();
     let (varmap, fresh) =
-        css::weights::warm_start(&config, &css::weights::variables(&plain).unwrap(), 6, &dev).unwrap();
+        css::weights::warm_start(to, &css::weights::variables(&old).unwrap(), 6, &dev).unwrap();
     assert!(fresh.is_empty(), "{fresh:?}");
     let net = css::model::CssNet::new(
-        &config,
+        to,
         candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &dev),
     )
     .unwrap();
-    let s = tiny().input_size;
+    let s = from.input_size;
     let mut rng = StdRng::seed_from_u64(8);
     let x: Vec<f32> = (0..2 * 3 * s * s).map(|_| rng.random::<f32>()).collect();
     let x = Tensor::from_vec(x, (2, 3, s, s), &dev).unwrap();
     let boxes = Tensor::from_vec(vec![0.3f32, 0.9, -0.2, -2.5, -0.1, 0.5, 0.4, -1.5], (2, 4), &dev).unwrap();
-    let before = plain_net
-        .forward(&x, None)
-        .unwrap()
-        .latent
-        .to_vec2::<f32>()
-        .unwrap();
-    let after = net
-        .forward(&x, Some(&boxes))
-        .unwrap()
-        .latent
-        .to_vec2::<f32>()
-        .unwrap();
+    let latent = |net: &css::model::CssNet, config: &ModelConfig| {
+        net.forward(&x, config.box_input.then_some(&boxes))
+            .unwrap()
+            .latent
+            .to_vec2::<f32>()
+            .unwrap()
+    };
+    let (before, after) = (latent(&old_net, from), latent(&net, to));
     for (a, b) in before.iter().flatten().zip(after.iter().flatten()) {
         assert!((a - b).abs() < 1e-5, "{before:?} vs {after:?}");
     }
