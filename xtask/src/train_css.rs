@@ -249,17 +249,23 @@ mod tests {
         assert_eq!(config, CssConfig::default());
     }
 
-    /// `cargo xtask train-css` with the shipped settings must be the command that made the
-    /// committed weights: the network and training settings recorded in them are the defaults.
-    #[test]
-    fn the_committed_network_was_trained_with_the_shipped_settings() {
-        let model = css::CssModel::load(&crate::root().join("data/weights/css.safetensors")).unwrap();
+    /// The committed network `data/weights/<file>` and the training config it records.
+    fn committed(file: &str) -> (css::CssModel, serde_json::Value) {
+        let model = css::CssModel::load(&crate::root().join("data/weights").join(file)).unwrap();
         let recorded = model
             .meta
             .as_ref()
             .and_then(|m| m.training.get("config"))
             .cloned()
             .unwrap();
+        (model, recorded)
+    }
+
+    /// `cargo xtask train-css` with the shipped settings must be the command that made the
+    /// committed weights: the network and training settings recorded in them are the defaults.
+    #[test]
+    fn the_committed_network_was_trained_with_the_shipped_settings() {
+        let (model, recorded) = committed("css.safetensors");
         let shipped = CssConfig::default();
         let recorded_model: css::model::ModelConfig =
             serde_json::from_value(recorded["model"].clone()).unwrap();
@@ -285,13 +291,7 @@ mod tests {
             assert_eq!(step.data, shipped.data);
             assert!(step.train.sdf_weight > 0.0);
         }
-        let model = css::CssModel::load(&crate::root().join("data/weights/css_sdf.safetensors")).unwrap();
-        let recorded = model
-            .meta
-            .as_ref()
-            .and_then(|m| m.training.get("config"))
-            .cloned()
-            .unwrap();
+        let (model, recorded) = committed("css_sdf.safetensors");
         let recorded_train: css::train::TrainConfig =
             serde_json::from_value(recorded["train"].clone()).unwrap();
         assert_eq!(recorded_train, steps[2].train);

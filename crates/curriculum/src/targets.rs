@@ -66,6 +66,7 @@ pub fn target_crop(
         nocs_mask: None,
         normal: vec![[0; 3]; s * s],
         latent,
+        // The crop's own weight; the fine-tuning sets the round's (`fine_tune.target_latent_weight`).
         latent_weight: 1.0,
         rays: BoxRays::new(&detection.bbox, &k),
         shape_index: NO_LIBRARY_SHAPE,
